@@ -1,0 +1,619 @@
+import { expected } from './describe.js';
+import { isPlainObject, mergeFields } from './merge.js';
+import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
+import { PendingPatch } from './pending-patch.js';
+import { QuietQueue } from './quiet-queue.js';
+import type {
+  CoalescerOptions,
+  CoalescerStats,
+  EnqueueOptions,
+  ErrorContext,
+  Fields,
+  MaybePromise,
+  Patch,
+  SnapshotStore,
+} from './types.js';
+
+type TimerHandle = ReturnType<typeof setTimeout>;
+
+/** A removal waiting for, or doing, its store call. */
+interface Removal {
+  failures: number;
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+/**
+ * The store calls of one workspace, one at a time. A lane exists only while a call is
+ * running or waiting: a removal runs before the patch queued behind it.
+ */
+interface Lane {
+  readonly workspaceId: string;
+  /** A store call of this workspace is running. */
+  busy: boolean;
+  /** What the running call writes, to report it if the store never answers. */
+  current: PendingPatch | Removal | undefined;
+  removal: Removal | undefined;
+  /** The due patch that waits for the running call or the back-off to end. */
+  next: PendingPatch | undefined;
+  backoff: TimerHandle | undefined;
+  /** Given up by a drain timeout: late answers of the store are ignored. */
+  abandoned: boolean;
+  /** `flush` callers, told when the lane rests (nothing running, nothing ready). */
+  waiters: Array<() => void>;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+// Looked up on each call, so fake timers installed after import take effect.
+const setTimer = (callback: () => void, delayMs: number): TimerHandle =>
+  globalThis.setTimeout(callback, delayMs);
+const clearTimer = (handle: TimerHandle): void => globalThis.clearTimeout(handle);
+
+/**
+ * Merges the field patches of each workspace within a short window and writes one
+ * update per workspace per burst.
+ *
+ * @example
+ * const coalescer = new EventCoalescer(store, { windowMs: 150 });
+ * coalescer.enqueue('ws-1', { status: 'READY' }, 'event:workspace_state_changed');
+ * coalescer.enqueue('ws-1', { isWorking: true }, 'event:workspace_active');
+ * // 150 ms later: store.upsert('ws-1', { status: 'READY', isWorking: true },
+ * //                            'event:workspace_state_changed+event:workspace_active')
+ * await coalescer.close();
+ */
+export class EventCoalescer<F extends object = Fields> {
+  readonly #store: SnapshotStore<F>;
+  readonly #options: ResolvedOptions<F>;
+  readonly #windowMs: number;
+  readonly #maxWaitMs: number;
+  readonly #maxPending: number;
+  /** Pending patches in first-enqueue order: the order of their `maxWaitMs` deadlines. */
+  readonly #pending = new Map<string, PendingPatch>();
+  /** The same patches in last-enqueue order: the order of their `windowMs` deadlines. */
+  readonly #quiet = new QuietQueue();
+  readonly #lanes = new Map<string, Lane>();
+  /** One timer for all pending patches, armed for the earliest deadline. */
+  #timer: TimerHandle | undefined;
+  #lastTimestamp = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #warnedClosed = false;
+  #inFlight = 0;
+  #counters = {
+    enqueued: 0,
+    flushed: 0,
+    skipped: 0,
+    removed: 0,
+    retried: 0,
+    failed: 0,
+    invalid: 0,
+    dropped: 0,
+  };
+
+  constructor(store: SnapshotStore<F>, windowMsOrOptions?: number | CoalescerOptions<F>) {
+    assertStore<F>(store);
+    this.#store = store;
+    this.#options = resolveOptions<F>(
+      typeof windowMsOrOptions === 'number' ? { windowMs: windowMsOrOptions } : windowMsOrOptions,
+    );
+    this.#windowMs = this.#options.windowMs;
+    this.#maxWaitMs = this.#options.maxWaitMs;
+    this.#maxPending = this.#options.maxPending;
+  }
+
+  /**
+   * Merges `fields` into the workspace's pending patch and (re)starts its window.
+   * Later values win; `undefined` never erases a value; `null` is written.
+   */
+  enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
+    if (typeof workspaceId !== 'string' || workspaceId === '') {
+      throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
+    }
+    if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
+    if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
+    if (this.#closed) {
+      this.#drop(workspaceId, source);
+      return;
+    }
+    const now = Date.now();
+    let patch = this.#pending.get(workspaceId);
+    if (patch === undefined) {
+      patch = new PendingPatch(workspaceId, now);
+      this.#pending.set(workspaceId, patch);
+      this.#quiet.append(patch);
+      // Without a timer nothing else is pending, so this patch's deadline is the earliest.
+      if (this.#timer === undefined) this.#arm(now);
+    } else {
+      patch.lastAt = now;
+      this.#quiet.touch(patch);
+    }
+    patch.sources.add(source);
+    mergeFields(patch.fields, fields);
+    this.#counters.enqueued++;
+    if (this.#pending.size > this.#maxPending) this.#writeOldest();
+    if (options?.immediate === true) this.#flushNow(workspaceId);
+  }
+
+  /**
+   * Drops the workspace's pending patch and removes it from the store: at once, or right
+   * after a store call for that workspace that is still in flight. Resolves once the
+   * removal has settled; a removal given up is reported to `onError`, not thrown.
+   */
+  remove(workspaceId: string): Promise<void> {
+    if (typeof workspaceId !== 'string' || workspaceId === '') {
+      throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
+    }
+    const patch = this.#pending.get(workspaceId);
+    if (patch !== undefined) this.#take(patch);
+    let lane = this.#lanes.get(workspaceId);
+    if (lane?.removal !== undefined) {
+      lane.next = undefined;
+      return lane.removal.promise;
+    }
+    let resolve!: () => void;
+    const promise = new Promise<void>((done) => {
+      resolve = done;
+    });
+    const removal: Removal = { failures: 0, promise, resolve };
+    if (lane === undefined) {
+      lane = this.#openLane(workspaceId);
+    } else {
+      // A patch waiting behind the running call, or in back-off, is superseded by the removal.
+      lane.next = undefined;
+      if (lane.backoff !== undefined) {
+        clearTimer(lane.backoff);
+        lane.backoff = undefined;
+      }
+    }
+    lane.removal = removal;
+    this.#pump(lane);
+    return promise;
+  }
+
+  /**
+   * Writes the workspace's pending patch now, and any patch waiting out a retry back-off.
+   * Resolves when its store calls have settled.
+   */
+  flush(workspaceId: string): Promise<void> {
+    const lane = this.#flushNow(workspaceId);
+    return lane === undefined ? Promise.resolve() : this.#whenRested(lane);
+  }
+
+  /**
+   * Writes every pending patch now, in first-enqueue order, and every patch waiting out a
+   * retry back-off. Resolves when the writes have settled.
+   */
+  flushAll(): Promise<void> {
+    const patches = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#quiet.clear();
+    this.#disarm();
+    for (const patch of patches) this.#write(patch);
+    const waits: Promise<void>[] = [];
+    for (const lane of [...this.#lanes.values()]) {
+      this.#endBackoff(lane);
+      if (lane.busy) waits.push(this.#whenRested(lane));
+    }
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
+  }
+
+  /**
+   * Flushes everything, then refuses later enqueues (they are counted as `dropped`).
+   * Patches that keep failing are tried at once until their attempts run out; store calls
+   * still unanswered after `drainTimeoutMs` are reported to `onError`. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true;
+      this.#closing = this.#drain();
+    }
+    return this.#closing;
+  }
+
+  /** Pending workspaces (not events), including patches waiting for a store call. */
+  get pendingCount(): number {
+    let waiting = 0;
+    for (const lane of this.#lanes.values()) if (lane.next !== undefined) waiting++;
+    return this.#pending.size + waiting;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): CoalescerStats {
+    return { ...this.#counters, pending: this.pendingCount, inFlight: this.#inFlight };
+  }
+
+  /** @internal Counts an event the collector could not turn into an action. */
+  countInvalid(): void {
+    this.#counters.invalid++;
+  }
+
+  /** @internal Counts a refresh given up by the collector. */
+  countFailed(): void {
+    this.#counters.failed++;
+  }
+
+  /** @internal The options, for the collector's reports. */
+  get options(): ResolvedOptions<F> {
+    return this.#options;
+  }
+
+  /** @internal Reports something given up, never throwing into the caller. */
+  reportError(error: unknown, context: ErrorContext<F>): void {
+    this.#options.logger.error({ ...context, error }, `event-coalescer: ${context.operation} given up`);
+    const onError = this.#options.onError;
+    if (onError === undefined) return;
+    try {
+      onError(error, context);
+    } catch (thrown) {
+      this.#options.logger.error({ error: thrown }, 'event-coalescer: onError threw');
+    }
+  }
+
+  // --- deadlines ------------------------------------------------------------------------
+
+  #nextDeadline(): number {
+    const quiet = this.#quiet.oldest;
+    if (quiet === undefined) return Number.POSITIVE_INFINITY;
+    const byWindow = quiet.lastAt + this.#windowMs;
+    if (this.#maxWaitMs === Number.POSITIVE_INFINITY) return byWindow;
+    const first = this.#pending.values().next().value as PendingPatch;
+    return Math.min(byWindow, first.firstAt + this.#maxWaitMs);
+  }
+
+  #arm(now: number): void {
+    const deadline = this.#nextDeadline();
+    if (deadline === Number.POSITIVE_INFINITY) return;
+    this.#timer = setTimer(this.#onTimer, Math.max(0, deadline - now));
+  }
+
+  #disarm(): void {
+    if (this.#timer === undefined) return;
+    clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * Writes every patch that is due. The timer may fire before the earliest deadline (the
+   * patch it was armed for was touched since); then it only re-arms.
+   */
+  readonly #onTimer = (): void => {
+    const now = Date.now();
+    // `#timer` stays set while writing, so enqueues made by a store's listeners do not arm.
+    for (let patch = this.#quiet.oldest; patch !== undefined; patch = this.#quiet.oldest) {
+      if (patch.lastAt + this.#windowMs > now) break;
+      this.#take(patch);
+      this.#write(patch);
+    }
+    if (this.#maxWaitMs !== Number.POSITIVE_INFINITY) {
+      for (const patch of this.#pending.values()) {
+        if (patch.firstAt + this.#maxWaitMs > now) break;
+        this.#take(patch);
+        this.#write(patch);
+      }
+    }
+    this.#timer = undefined;
+    this.#arm(now);
+  };
+
+  // --- writing ------------------------------------------------------------------------------
+
+  /** Takes a patch out of both deadline orders. */
+  #take(patch: PendingPatch): void {
+    this.#pending.delete(patch.workspaceId);
+    this.#quiet.unlink(patch);
+  }
+
+  #writeOldest(): void {
+    const oldest = this.#pending.values().next().value as PendingPatch;
+    this.#take(oldest);
+    this.#write(oldest);
+  }
+
+  /** Writes the pending patch now and ends any back-off; returns the lane if a call still runs. */
+  #flushNow(workspaceId: string): Lane | undefined {
+    const patch = this.#pending.get(workspaceId);
+    if (patch !== undefined) {
+      this.#take(patch);
+      this.#write(patch);
+    }
+    const lane = this.#lanes.get(workspaceId);
+    if (lane === undefined) return undefined;
+    this.#endBackoff(lane);
+    return lane.busy ? lane : undefined;
+  }
+
+  /** Writes a due patch, or queues it behind the workspace's running call. */
+  #write(patch: PendingPatch): void {
+    let lane = this.#lanes.get(patch.workspaceId);
+    if (lane === undefined) {
+      lane = this.#openLane(patch.workspaceId);
+      lane.next = patch;
+      this.#pump(lane);
+      return;
+    }
+    if (lane.next === undefined) {
+      lane.next = patch;
+    } else {
+      // The waiting patch is older: the due one's fields win, its sources come after.
+      mergeFields(lane.next.fields, patch.fields);
+      for (const source of patch.sources) lane.next.sources.add(source);
+    }
+    this.#pump(lane);
+  }
+
+  #openLane(workspaceId: string): Lane {
+    const lane: Lane = {
+      workspaceId,
+      busy: false,
+      current: undefined,
+      removal: undefined,
+      next: undefined,
+      backoff: undefined,
+      abandoned: false,
+      waiters: [],
+    };
+    this.#lanes.set(workspaceId, lane);
+    return lane;
+  }
+
+  #endBackoff(lane: Lane): void {
+    if (lane.backoff === undefined) return;
+    clearTimer(lane.backoff);
+    lane.backoff = undefined;
+    this.#pump(lane);
+  }
+
+  /** Starts the lane's next store call, or lets it rest. */
+  #pump(lane: Lane): void {
+    if (lane.busy || lane.abandoned) return;
+    if (lane.backoff === undefined) {
+      if (lane.removal !== undefined) return this.#startRemoval(lane, lane.removal);
+      const patch = lane.next;
+      if (patch !== undefined) {
+        lane.next = undefined;
+        return this.#startUpsert(lane, patch);
+      }
+      this.#lanes.delete(lane.workspaceId);
+    }
+    const waiters = lane.waiters;
+    if (waiters.length === 0) return;
+    lane.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #whenRested(lane: Lane): Promise<void> {
+    return new Promise((resolve) => lane.waiters.push(resolve));
+  }
+
+  /**
+   * Runs one store call of the lane. A synchronous answer continues synchronously (so a
+   * test with fake timers sees the write at once); a thrown error and a rejection are
+   * both failures, and neither escapes.
+   */
+  #call(
+    lane: Lane,
+    current: PendingPatch | Removal,
+    call: () => MaybePromise<unknown>,
+    onDone: (value: unknown) => void,
+    onFail: (error: unknown) => void,
+  ): void {
+    // Busy during a synchronous call too, so a store listener that re-enters waits its turn.
+    lane.busy = true;
+    lane.current = current;
+    let result: MaybePromise<unknown>;
+    try {
+      result = call();
+    } catch (error) {
+      lane.busy = false;
+      onFail(error);
+      return;
+    }
+    if (!isThenable(result)) {
+      lane.busy = false;
+      onDone(result);
+      return;
+    }
+    this.#inFlight++;
+    result.then(
+      (value) => {
+        this.#inFlight--;
+        if (lane.abandoned) return;
+        lane.busy = false;
+        onDone(value);
+      },
+      (error: unknown) => {
+        this.#inFlight--;
+        if (lane.abandoned) return;
+        lane.busy = false;
+        onFail(error);
+      },
+    );
+  }
+
+  #startUpsert(lane: Lane, patch: PendingPatch): void {
+    const fields = patch.fields as Patch<F>;
+    if (this.#options.canCreate(fields)) return this.#upsert(lane, patch);
+    this.#call(
+      lane,
+      patch,
+      () => this.#store.getByWorkspaceId(lane.workspaceId),
+      (entry) => {
+        if (entry !== undefined) return this.#upsert(lane, patch);
+        // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
+        this.#counters.skipped++;
+        this.#options.logger.debug(
+          { workspaceId: lane.workspaceId, source: patch.sourceLabel() },
+          'event-coalescer: skipped a patch for an unknown workspace',
+        );
+        this.#pump(lane);
+      },
+      (error) => this.#upsertFailed(lane, patch, error, 'getByWorkspaceId'),
+    );
+  }
+
+  #upsert(lane: Lane, patch: PendingPatch): void {
+    const store = this.#store;
+    const fields = patch.fields as Patch<F>;
+    const source = patch.sourceLabel();
+    this.#call(
+      lane,
+      patch,
+      this.#options.timestamps
+        ? () => store.upsert(lane.workspaceId, fields, source, this.#nextTimestamp())
+        : () => store.upsert(lane.workspaceId, fields, source),
+      () => {
+        this.#counters.flushed++;
+        this.#pump(lane);
+      },
+      (error) => this.#upsertFailed(lane, patch, error, 'upsert'),
+    );
+  }
+
+  #upsertFailed(
+    lane: Lane,
+    patch: PendingPatch,
+    error: unknown,
+    operation: 'upsert' | 'getByWorkspaceId',
+  ): void {
+    const workspaceId = lane.workspaceId;
+    patch.failures++;
+    if (lane.removal !== undefined) {
+      // Removed meanwhile: writing it now would resurrect the workspace.
+      this.#pump(lane);
+      return;
+    }
+    const source = patch.sourceLabel();
+    if (patch.failures >= this.#options.attempts) {
+      this.#counters.failed++;
+      this.reportError(error, { operation, workspaceId, source, fields: patch.fields as Patch<F> });
+      this.#pump(lane);
+      return;
+    }
+    // Merge the failed patch back under whatever is newer, so nothing lands out of order.
+    const newer = lane.next ?? this.#pending.get(workspaceId);
+    if (newer !== undefined) {
+      if (newer === lane.next) lane.next = undefined;
+      else this.#take(newer);
+      mergeFields(patch.fields, newer.fields);
+      for (const label of newer.sources) patch.sources.add(label);
+    }
+    lane.next = patch;
+    this.#retryLater(lane, patch.failures, error, { operation, workspaceId, source });
+  }
+
+  #startRemoval(lane: Lane, removal: Removal): void {
+    const store = this.#store;
+    const workspaceId = lane.workspaceId;
+    this.#call(
+      lane,
+      removal,
+      this.#options.timestamps
+        ? () => store.remove(workspaceId, this.#nextTimestamp())
+        : () => store.remove(workspaceId),
+      () => {
+        this.#counters.removed++;
+        lane.removal = undefined;
+        removal.resolve();
+        this.#pump(lane);
+      },
+      (error) => {
+        removal.failures++;
+        if (removal.failures >= this.#options.attempts) {
+          this.#counters.failed++;
+          lane.removal = undefined;
+          this.reportError(error, { operation: 'remove', workspaceId });
+          removal.resolve();
+          this.#pump(lane);
+          return;
+        }
+        this.#retryLater(lane, removal.failures, error, { operation: 'remove', workspaceId });
+      },
+    );
+  }
+
+  #retryLater(lane: Lane, failures: number, error: unknown, context: object): void {
+    this.#counters.retried++;
+    const delayMs = this.#options.retryDelayMs * 2 ** (failures - 1);
+    this.#options.logger.warn(
+      { ...context, error, attempt: failures, delayMs },
+      'event-coalescer: store call failed; retrying',
+    );
+    lane.backoff = setTimer(() => {
+      lane.backoff = undefined;
+      this.#pump(lane);
+    }, delayMs);
+    this.#pump(lane);
+  }
+
+  #nextTimestamp(): number {
+    const now = Date.now();
+    this.#lastTimestamp = now > this.#lastTimestamp ? now : this.#lastTimestamp + 1;
+    return this.#lastTimestamp;
+  }
+
+  // --- shutdown -----------------------------------------------------------------------------
+
+  #drop(workspaceId: string, source: string): void {
+    this.#counters.dropped++;
+    if (this.#warnedClosed) return;
+    this.#warnedClosed = true;
+    this.#options.logger.warn(
+      { workspaceId, source },
+      'event-coalescer: enqueue after close(); dropping this and later patches',
+    );
+  }
+
+  async #drain(): Promise<void> {
+    let timedOut = false;
+    let deadline: TimerHandle | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      if (this.#options.drainTimeoutMs === Number.POSITIVE_INFINITY) return;
+      deadline = setTimer(() => {
+        timedOut = true;
+        resolve();
+      }, this.#options.drainTimeoutMs);
+    });
+    // Each round ends every back-off, so patches that keep failing run out of attempts.
+    while (!timedOut && (this.#pending.size > 0 || this.#lanes.size > 0)) {
+      await Promise.race([this.flushAll(), timeout]);
+    }
+    if (deadline !== undefined) clearTimer(deadline);
+    this.#disarm();
+    if (timedOut) this.#abandonLanes();
+  }
+
+  /** Reports what a hung store never finished, so that nothing vanishes silently. */
+  #abandonLanes(): void {
+    const error = new Error(
+      `event-coalescer: the store did not settle within drainTimeoutMs (${this.#options.drainTimeoutMs} ms)`,
+    );
+    for (const lane of [...this.#lanes.values()]) {
+      lane.abandoned = true;
+      if (lane.backoff !== undefined) clearTimer(lane.backoff);
+      this.#lanes.delete(lane.workspaceId);
+      const workspaceId = lane.workspaceId;
+      const undrained: Array<PendingPatch | Removal> = [];
+      if (lane.busy && lane.current !== undefined) undrained.push(lane.current);
+      if (lane.removal !== undefined && lane.removal !== lane.current) undrained.push(lane.removal);
+      if (lane.next !== undefined && lane.next !== lane.current) undrained.push(lane.next);
+      for (const item of undrained) {
+        this.#counters.failed++;
+        if (item instanceof PendingPatch) {
+          const fields = item.fields as Patch<F>;
+          this.reportError(error, { operation: 'upsert', workspaceId, source: item.sourceLabel(), fields });
+        } else {
+          this.reportError(error, { operation: 'remove', workspaceId });
+          item.resolve();
+        }
+      }
+      for (const resolve of lane.waiters) resolve();
+    }
+  }
+}

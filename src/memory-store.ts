@@ -1,0 +1,149 @@
+import { setField } from './merge.js';
+import type { Fields, Patch, SnapshotStore } from './types.js';
+
+/** One workspace's entry, as `getByWorkspaceId`, `getAll` and change events give it (read-only). */
+export interface SnapshotEntry<F extends object = Fields> {
+  readonly workspaceId: string;
+  readonly fields: Readonly<Partial<F>>;
+  /** Starts at 1 and grows by one with every write that changes a field. */
+  readonly version: number;
+  /** The source label of the last write that changed a field. */
+  readonly source: string;
+  /** Time of that write: its timestamp when given, otherwise `Date.now()`. */
+  readonly updatedAt: number;
+}
+
+/** What changed in a snapshot store. */
+export type SnapshotChange<F extends object = Fields> =
+  | {
+      type: 'upsert';
+      workspaceId: string;
+      entry: SnapshotEntry<F>;
+      /** The fields this write changed. */
+      changed: readonly string[];
+    }
+  | { type: 'remove'; workspaceId: string; previous: SnapshotEntry<F> };
+
+export type SnapshotListener<F extends object = Fields> = (change: SnapshotChange<F>) => void;
+
+/** The store contract, synchronous, with reading and a change feed. */
+export interface MemorySnapshotStore<F extends object = Fields> extends SnapshotStore<F> {
+  upsert(workspaceId: string, fields: Patch<F>, source: string, timestamp?: number): void;
+  getByWorkspaceId(workspaceId: string): SnapshotEntry<F> | undefined;
+  remove(workspaceId: string, timestamp?: number): void;
+  /** Every entry, in creation order. */
+  getAll(): SnapshotEntry<F>[];
+  /** Number of workspaces held. */
+  readonly size: number;
+  /** Calls `listener` on every change; returns the function that unsubscribes it. */
+  subscribe(listener: SnapshotListener<F>): () => void;
+}
+
+interface Row {
+  fields: Record<string, unknown>;
+  /** With timestamps: the timestamp of each field's last write. */
+  fieldTimes: Map<string, number> | undefined;
+  version: number;
+  source: string;
+  updatedAt: number;
+  /** The read-only copy handed out, made again after each change. */
+  view: SnapshotEntry | undefined;
+}
+
+/**
+ * An in-memory snapshot store: for hosts without one, for demos and tests.
+ *
+ * A write merges like the coalescer (`undefined` skipped, `null` kept) and creates the
+ * entry on first write. A write that changes nothing emits nothing and keeps the version.
+ * With timestamps, each field keeps the timestamp of its last write and only a newer one
+ * overwrites it, and a write not newer than the workspace's removal is ignored.
+ *
+ * @example
+ * const store = createMemorySnapshotStore();
+ * store.subscribe((change) => console.log(change.type, change.workspaceId));
+ * const coalescer = new EventCoalescer(store);
+ */
+export function createMemorySnapshotStore<F extends object = Fields>(): MemorySnapshotStore<F> {
+  const rows = new Map<string, Row>();
+  /** Time of each workspace's last removal, so that a slower write cannot resurrect it. */
+  const removedAt = new Map<string, number>();
+  const listeners = new Set<SnapshotListener<F>>();
+
+  const view = (workspaceId: string, row: Row): SnapshotEntry<F> => {
+    if (row.view === undefined) {
+      const fields = Object.freeze({ ...row.fields });
+      const { version, source, updatedAt } = row;
+      row.view = Object.freeze({ workspaceId, fields, version, source, updatedAt });
+    }
+    return row.view as SnapshotEntry<F>;
+  };
+
+  const emit = (change: SnapshotChange<F>): void => {
+    for (const listener of [...listeners]) listener(change);
+  };
+
+  const apply = (row: Row, patch: Record<string, unknown>, timestamp?: number): string[] => {
+    const changed: string[] = [];
+    for (const key in patch) {
+      const value = patch[key];
+      if (value === undefined) continue;
+      if (timestamp !== undefined) {
+        const times = (row.fieldTimes ??= new Map());
+        const previous = times.get(key);
+        if (previous !== undefined && previous >= timestamp) continue;
+        times.set(key, timestamp);
+      }
+      if (Object.hasOwn(row.fields, key) && Object.is(row.fields[key], value)) continue;
+      setField(row.fields, key, value);
+      changed.push(key);
+    }
+    return changed;
+  };
+
+  return {
+    upsert(workspaceId, fields, source, timestamp) {
+      if (timestamp !== undefined && timestamp <= (removedAt.get(workspaceId) ?? -Infinity)) return;
+      let row = rows.get(workspaceId);
+      const created = row === undefined;
+      row ??= { fields: {}, fieldTimes: undefined, version: 0, source, updatedAt: 0, view: undefined };
+      const changed = apply(row, fields as Record<string, unknown>, timestamp);
+      if (!created && changed.length === 0) return;
+      rows.set(workspaceId, row);
+      row.version++;
+      row.source = source;
+      row.updatedAt = timestamp ?? Date.now();
+      row.view = undefined;
+      emit({ type: 'upsert', workspaceId, entry: view(workspaceId, row), changed });
+    },
+
+    getByWorkspaceId(workspaceId) {
+      const row = rows.get(workspaceId);
+      return row === undefined ? undefined : view(workspaceId, row);
+    },
+
+    remove(workspaceId, timestamp) {
+      if (timestamp !== undefined) {
+        removedAt.set(workspaceId, Math.max(timestamp, removedAt.get(workspaceId) ?? -Infinity));
+      }
+      const row = rows.get(workspaceId);
+      if (row === undefined) return;
+      rows.delete(workspaceId);
+      emit({ type: 'remove', workspaceId, previous: view(workspaceId, row) });
+    },
+
+    getAll() {
+      return [...rows].map(([workspaceId, row]) => view(workspaceId, row));
+    },
+
+    get size() {
+      return rows.size;
+    },
+
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+  };
+}
