@@ -191,14 +191,15 @@ export class EventCoalescer<F extends object = Fields> {
    * retry back-off. Resolves when the writes have settled.
    */
   flushAll(): Promise<void> {
+    // Back-offs end first, so a write that fails now waits out its own back-off.
+    for (const lane of [...this.#lanes.values()]) this.#endBackoff(lane);
     const patches = [...this.#pending.values()];
     this.#pending.clear();
     this.#quiet.clear();
     this.#disarm();
     for (const patch of patches) this.#write(patch);
     const waits: Promise<void>[] = [];
-    for (const lane of [...this.#lanes.values()]) {
-      this.#endBackoff(lane);
+    for (const lane of this.#lanes.values()) {
       if (lane.busy) waits.push(this.#whenRested(lane));
     }
     return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
@@ -246,7 +247,10 @@ export class EventCoalescer<F extends object = Fields> {
 
   /** @internal Reports something given up, never throwing into the caller. */
   reportError(error: unknown, context: ErrorContext<F>): void {
-    this.#options.logger.error({ ...context, error }, `event-coalescer: ${context.operation} given up`);
+    this.#options.logger.error(
+      { ...context, error },
+      `event-coalescer: ${context.operation} given up`,
+    );
     const onError = this.#options.onError;
     if (onError === undefined) return;
     try {
@@ -318,15 +322,16 @@ export class EventCoalescer<F extends object = Fields> {
 
   /** Writes the pending patch now and ends any back-off; returns the lane if a call still runs. */
   #flushNow(workspaceId: string): Lane | undefined {
+    // The back-off ends first, so a write that fails now waits out its own back-off.
+    const waiting = this.#lanes.get(workspaceId);
+    if (waiting !== undefined) this.#endBackoff(waiting);
     const patch = this.#pending.get(workspaceId);
     if (patch !== undefined) {
       this.#take(patch);
       this.#write(patch);
     }
     const lane = this.#lanes.get(workspaceId);
-    if (lane === undefined) return undefined;
-    this.#endBackoff(lane);
-    return lane.busy ? lane : undefined;
+    return lane?.busy === true ? lane : undefined;
   }
 
   /** Writes a due patch, or queues it behind the workspace's running call. */
@@ -374,11 +379,15 @@ export class EventCoalescer<F extends object = Fields> {
   #pump(lane: Lane): void {
     if (lane.busy || lane.abandoned) return;
     if (lane.backoff === undefined) {
-      if (lane.removal !== undefined) return this.#startRemoval(lane, lane.removal);
+      if (lane.removal !== undefined) {
+        this.#startRemoval(lane, lane.removal);
+        return;
+      }
       const patch = lane.next;
       if (patch !== undefined) {
         lane.next = undefined;
-        return this.#startUpsert(lane, patch);
+        this.#startUpsert(lane, patch);
+        return;
       }
       this.#lanes.delete(lane.workspaceId);
     }
@@ -439,13 +448,19 @@ export class EventCoalescer<F extends object = Fields> {
 
   #startUpsert(lane: Lane, patch: PendingPatch): void {
     const fields = patch.fields as Patch<F>;
-    if (this.#options.canCreate(fields)) return this.#upsert(lane, patch);
+    if (this.#options.canCreate(fields)) {
+      this.#upsert(lane, patch);
+      return;
+    }
     this.#call(
       lane,
       patch,
       () => this.#store.getByWorkspaceId(lane.workspaceId),
       (entry) => {
-        if (entry !== undefined) return this.#upsert(lane, patch);
+        if (entry !== undefined) {
+          this.#upsert(lane, patch);
+          return;
+        }
         // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
         this.#counters.skipped++;
         this.#options.logger.debug(
@@ -607,7 +622,12 @@ export class EventCoalescer<F extends object = Fields> {
         this.#counters.failed++;
         if (item instanceof PendingPatch) {
           const fields = item.fields as Patch<F>;
-          this.reportError(error, { operation: 'upsert', workspaceId, source: item.sourceLabel(), fields });
+          this.reportError(error, {
+            operation: 'upsert',
+            workspaceId,
+            source: item.sourceLabel(),
+            fields,
+          });
         } else {
           this.reportError(error, { operation: 'remove', workspaceId });
           item.resolve();

@@ -88,7 +88,8 @@ export function createMemorySnapshotStore<F extends object = Fields>(): MemorySn
       const value = patch[key];
       if (value === undefined) continue;
       if (timestamp !== undefined) {
-        const times = (row.fieldTimes ??= new Map());
+        if (row.fieldTimes === undefined) row.fieldTimes = new Map();
+        const times = row.fieldTimes;
         const previous = times.get(key);
         if (previous !== undefined && previous >= timestamp) continue;
         times.set(key, timestamp);
@@ -105,7 +106,14 @@ export function createMemorySnapshotStore<F extends object = Fields>(): MemorySn
       if (timestamp !== undefined && timestamp <= (removedAt.get(workspaceId) ?? -Infinity)) return;
       let row = rows.get(workspaceId);
       const created = row === undefined;
-      row ??= { fields: {}, fieldTimes: undefined, version: 0, source, updatedAt: 0, view: undefined };
+      row ??= {
+        fields: {},
+        fieldTimes: undefined,
+        version: 0,
+        source,
+        updatedAt: 0,
+        view: undefined,
+      };
       const changed = apply(row, fields as Record<string, unknown>, timestamp);
       if (!created && changed.length === 0) return;
       rows.set(workspaceId, row);

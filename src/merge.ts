@@ -23,7 +23,12 @@ export function mergeFields(target: Record<string, unknown>, patch: Record<strin
 /** `target[key] = value`, except that `__proto__` becomes an own data property. */
 export function setField(target: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') {
-    Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+    Object.defineProperty(target, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   } else {
     target[key] = value;
   }

@@ -47,14 +47,21 @@ function bindLogger(logger: Partial<Logger> | undefined): Logger {
   };
 }
 
-function nonNegative(name: string, value: unknown, fallback: number, allowInfinity: boolean): number {
+function nonNegative(
+  name: string,
+  value: unknown,
+  fallback: number,
+  allowInfinity: boolean,
+): number {
   if (value === undefined) return fallback;
   const ok =
     typeof value === 'number' &&
     value >= 0 &&
     (Number.isFinite(value) || (allowInfinity && value === Number.POSITIVE_INFINITY));
   if (!ok) {
-    const what = allowInfinity ? 'a number from 0 and up, or Infinity' : 'a finite number from 0 and up';
+    const what = allowInfinity
+      ? 'a number from 0 and up, or Infinity'
+      : 'a finite number from 0 and up';
     throw new RangeError(expected(name, what, value));
   }
   return value;

@@ -1,0 +1,721 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { EventCoalescer } from '../src/index.js';
+import { deferred, gatedStore, settle, syncStore } from './helpers.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('EventCoalescer window', () => {
+  it('writes a single event after the coalescing window', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { status: 'READY' }, 'event:workspace_state_changed');
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(store.upsert).toHaveBeenCalledWith(
+      'ws-1',
+      { status: 'READY' },
+      'event:workspace_state_changed',
+    );
+  });
+
+  it('does not write at 149 ms and writes at 150 ms', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+
+  it('restarts the window on every enqueue and writes one merged patch', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { status: 'READY' }, 'event:a');
+    vi.advanceTimersByTime(50);
+    coalescer.enqueue('ws-1', { isWorking: true }, 'event:b');
+    vi.advanceTimersByTime(50);
+    coalescer.enqueue('ws-1', { ratchetState: 'IDLE' }, 'event:c');
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(store.upsert).toHaveBeenCalledWith(
+      'ws-1',
+      { status: 'READY', isWorking: true, ratchetState: 'IDLE' },
+      'event:a+event:b+event:c',
+    );
+  });
+
+  it('writes separate patches for different workspaces', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-2', { a: 2 }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert.mock.calls).toEqual([
+      ['ws-1', { a: 1 }, 's'],
+      ['ws-2', { a: 2 }, 's'],
+    ]);
+  });
+
+  it('writes each workspace at its own deadline', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(100);
+    coalescer.enqueue('ws-2', { a: 2 }, 's');
+    vi.advanceTimersByTime(50);
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-1']);
+    vi.advanceTimersByTime(99);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
+  });
+
+  it('accepts windowMs as the second argument', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, 20);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(19);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+
+  it('keeps one live timer however many workspaces are pending', () => {
+    const coalescer = new EventCoalescer(syncStore());
+    for (let i = 0; i < 1000; i++) coalescer.enqueue(`ws-${i}`, { i }, 's');
+    expect(vi.getTimerCount()).toBe(1);
+    expect(coalescer.pendingCount).toBe(1000);
+  });
+
+  it('leaves no timer once everything is written', () => {
+    const coalescer = new EventCoalescer(syncStore());
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(150);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('EventCoalescer maxWait', () => {
+  it('writes a steadily updated workspace maxWaitMs after its first enqueue', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 150, maxWaitMs: 1000 });
+    for (let t = 0; t < 999; t += 100) {
+      coalescer.enqueue('ws-1', { t }, 's');
+      vi.advanceTimersByTime(100);
+      if (t < 900) expect(store.upsert).not.toHaveBeenCalled();
+    }
+    // first enqueue at 0, now at 1000
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { t: 900 }, 's');
+  });
+
+  it('does not write at maxWaitMs - 1', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 100, maxWaitMs: 300 });
+    coalescer.enqueue('ws-1', { n: 0 }, 's');
+    for (let i = 1; i <= 5; i++) {
+      vi.advanceTimersByTime(50);
+      coalescer.enqueue('ws-1', { n: i }, 's');
+    }
+    vi.advanceTimersByTime(49);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { n: 5 }, 's');
+  });
+
+  it('never forces a write when maxWaitMs is Infinity', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 100, maxWaitMs: Infinity });
+    for (let i = 0; i < 100; i++) {
+      coalescer.enqueue('ws-1', { i }, 's');
+      vi.advanceTimersByTime(50);
+    }
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(50);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('EventCoalescer merge rules', () => {
+  it('lets the later value win, field by field', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1, b: 1 }, 's');
+    coalescer.enqueue('ws-1', { b: 2, c: 2 }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { a: 1, b: 2, c: 2 }, 's');
+  });
+
+  it('treats undefined as not provided', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-1', { a: undefined, b: undefined }, 's');
+    vi.advanceTimersByTime(150);
+    const fields = store.upsert.mock.calls[0]?.[1];
+    expect(fields).toEqual({ a: 1 });
+    expect(Object.keys(fields ?? {})).toEqual(['a']);
+  });
+
+  it('writes null as a real value', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { prNumber: 7 }, 's');
+    coalescer.enqueue('ws-1', { prNumber: null }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { prNumber: null }, 's');
+  });
+
+  it('never changes a prototype through __proto__, constructor or prototype keys', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    const patch = JSON.parse(
+      '{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}, "prototype": 1}',
+    );
+    coalescer.enqueue('ws-1', patch, 's');
+    vi.advanceTimersByTime(150);
+    const fields = store.upsert.mock.calls[0]?.[1] as Record<string, unknown>;
+    expect(Object.getPrototypeOf(fields)).toBe(Object.prototype);
+    expect(Object.keys(fields)).toEqual(['__proto__', 'constructor', 'prototype']);
+    expect(Object.getOwnPropertyDescriptor(fields, '__proto__')?.value).toEqual({ polluted: true });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('does not keep a reference to the caller’s patch', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    const patch = { a: 1 };
+    coalescer.enqueue('ws-1', patch, 's');
+    patch.a = 2;
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { a: 1 }, 's');
+  });
+});
+
+describe('EventCoalescer sources', () => {
+  it('passes sources in first-seen order, each once, joined with +', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 'event:b');
+    coalescer.enqueue('ws-1', { a: 2 }, 'event:a');
+    coalescer.enqueue('ws-1', { a: 3 }, 'event:b');
+    coalescer.enqueue('ws-1', { a: 4 }, 'event:c');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { a: 4 }, 'event:b+event:a+event:c');
+  });
+});
+
+describe('EventCoalescer immediate', () => {
+  it('writes at once, taking the pending fields along', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 'event:a');
+    coalescer.enqueue('ws-1', { b: 2 }, 'event:b', { immediate: true });
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { a: 1, b: 2 }, 'event:a+event:b');
+    expect(coalescer.pendingCount).toBe(0);
+    vi.advanceTimersByTime(1000);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+
+  it('leaves other workspaces to their windows', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-2', { a: 1 }, 's');
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-1']);
+    vi.advanceTimersByTime(150);
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
+  });
+});
+
+describe('EventCoalescer remove', () => {
+  it('removes at once and drops the pending patch', async () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    const removed = coalescer.remove('ws-1');
+    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    await removed;
+    vi.advanceTimersByTime(1000);
+    expect(store.upsert).not.toHaveBeenCalled();
+    expect(coalescer.stats()).toMatchObject({ removed: 1, pending: 0 });
+  });
+
+  it('waits for an upsert in flight, then removes', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(calls.map((c) => c.method)).toEqual(['upsert']);
+    const removed = coalescer.remove('ws-1');
+    await settle();
+    expect(calls.map((c) => c.method)).toEqual(['upsert']);
+    calls[0]?.gate.resolve(undefined);
+    await settle();
+    expect(calls.map((c) => c.method)).toEqual(['upsert', 'remove']);
+    calls[1]?.gate.resolve(undefined);
+    await removed;
+    expect(coalescer.stats().removed).toBe(1);
+  });
+
+  it('does not retry an upsert that failed after the workspace was removed', async () => {
+    const { store, calls } = gatedStore();
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true, onError });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    const removed = coalescer.remove('ws-1');
+    calls[0]?.gate.reject(new Error('down'));
+    await settle();
+    calls[1]?.gate.resolve(undefined);
+    await removed;
+    vi.advanceTimersByTime(10_000);
+    await settle();
+    expect(calls.map((c) => c.method)).toEqual(['upsert', 'remove']);
+    expect(onError).not.toHaveBeenCalled();
+  });
+
+  it('writes a patch enqueued after the removal once the removal is done', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true });
+    const removed = coalescer.remove('ws-1');
+    coalescer.enqueue('ws-1', { a: 2 }, 's', { immediate: true });
+    expect(calls.map((c) => c.method)).toEqual(['remove']);
+    calls[0]?.gate.resolve(undefined);
+    await removed;
+    await settle();
+    expect(calls.map((c) => c.method)).toEqual(['remove', 'upsert']);
+    expect(calls[1]?.args).toEqual(['ws-1', { a: 2 }, 's']);
+  });
+
+  it('retries a failing removal and reports the final failure', async () => {
+    const store = syncStore();
+    store.remove.mockImplementation(() => {
+      throw new Error('down');
+    });
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, { onError });
+    const removed = coalescer.remove('ws-1');
+    expect(store.remove).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(100);
+    expect(store.remove).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(200);
+    expect(store.remove).toHaveBeenCalledTimes(3);
+    await removed;
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[1]).toEqual({ operation: 'remove', workspaceId: 'ws-1' });
+  });
+});
+
+describe('EventCoalescer unknown-workspace rule', () => {
+  it('skips a patch for a workspace the store does not know and cannot create', () => {
+    const store = syncStore(() => false);
+    const debug = vi.fn();
+    const coalescer = new EventCoalescer(store, { logger: { debug } });
+    coalescer.enqueue('ws-1', { status: 'READY' }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.getByWorkspaceId).toHaveBeenCalledWith('ws-1');
+    expect(store.upsert).not.toHaveBeenCalled();
+    expect(coalescer.stats().skipped).toBe(1);
+    expect(debug).toHaveBeenCalledTimes(1);
+  });
+
+  it('writes a patch for a known workspace without projectId', () => {
+    const store = syncStore(() => true);
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { status: 'READY' }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { status: 'READY' }, 's');
+  });
+
+  it('creates an unknown workspace when the patch has a projectId', () => {
+    const store = syncStore(() => false);
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { projectId: 'p-1' }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { projectId: 'p-1' }, 's');
+  });
+
+  it('treats a null projectId as defined', () => {
+    const store = syncStore(() => false);
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { projectId: null }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+
+  it('applies the rule in flushAll too', async () => {
+    const store = syncStore((id) => id === 'known');
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('known', { a: 1 }, 's');
+    coalescer.enqueue('unknown', { a: 1 }, 's');
+    await coalescer.flushAll();
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['known']);
+    expect(coalescer.stats().skipped).toBe(1);
+  });
+
+  it('uses a custom canCreate on the merged fields', () => {
+    const store = syncStore(() => false);
+    const canCreate = vi.fn((fields: Record<string, unknown>) => fields.name !== undefined);
+    const coalescer = new EventCoalescer(store, { canCreate });
+    coalescer.enqueue('ws-1', { name: 'x' }, 's');
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(150);
+    expect(canCreate).toHaveBeenCalledWith({ name: 'x', a: 1 });
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('EventCoalescer flush, flushAll and close', () => {
+  it('flushAll writes every pending patch synchronously', async () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-2', { a: 2 }, 's');
+    const done = coalescer.flushAll();
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    await done;
+    expect(coalescer.pendingCount).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('flush writes one workspace and leaves the others pending', async () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-2', { a: 2 }, 's');
+    await coalescer.flush('ws-2');
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-2']);
+    expect(coalescer.pendingCount).toBe(1);
+  });
+
+  it('flushAll resolves only after async writes settle', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    let settled = false;
+    const done = coalescer.flushAll().then(() => {
+      settled = true;
+    });
+    await settle();
+    expect(settled).toBe(false);
+    calls[0]?.gate.resolve(undefined);
+    await done;
+    expect(settled).toBe(true);
+  });
+
+  it('refuses enqueues after close, warns once and counts them as dropped', async () => {
+    const store = syncStore();
+    const warn = vi.fn();
+    const coalescer = new EventCoalescer(store, { logger: { warn } });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    await coalescer.close();
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    coalescer.enqueue('ws-1', { a: 2 }, 's');
+    coalescer.enqueue('ws-2', { a: 3 }, 's');
+    vi.advanceTimersByTime(1000);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(coalescer.stats().dropped).toBe(2);
+  });
+
+  it('close is idempotent and leaves no timer', async () => {
+    const coalescer = new EventCoalescer(syncStore());
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    const first = coalescer.close();
+    expect(coalescer.close()).toBe(first);
+    await first;
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('close reports what a hung store never finished after drainTimeoutMs', async () => {
+    const { store, calls } = gatedStore();
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, {
+      canCreate: () => true,
+      onError,
+      drainTimeoutMs: 1000,
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    let closed = false;
+    const closing = coalescer.close().then(() => {
+      closed = true;
+    });
+    expect(calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(999);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await closing;
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[1]).toEqual({
+      operation: 'upsert',
+      workspaceId: 'ws-1',
+      source: 's',
+      fields: { a: 1 },
+    });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('EventCoalescer maxPending', () => {
+  it('writes the oldest pending workspace early past the bound', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { maxPending: 2 });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-2', { a: 1 }, 's');
+    coalescer.enqueue('ws-1', { a: 2 }, 's');
+    expect(store.upsert).not.toHaveBeenCalled();
+    coalescer.enqueue('ws-3', { a: 1 }, 's');
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { a: 2 }, 's']]);
+    expect(coalescer.pendingCount).toBe(2);
+  });
+});
+
+describe('EventCoalescer timestamps', () => {
+  it('passes strictly increasing timestamps to upsert and remove', async () => {
+    vi.setSystemTime(5000);
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { timestamps: true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    coalescer.enqueue('ws-2', { a: 1 }, 's', { immediate: true });
+    await coalescer.remove('ws-3');
+    expect(store.upsert.mock.calls.map((call) => call[3])).toEqual([5000, 5001]);
+    expect(store.remove.mock.calls[0]).toEqual(['ws-3', 5002]);
+    vi.advanceTimersByTime(100);
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(store.upsert.mock.calls[2]?.[3]).toBe(5100);
+  });
+
+  it('passes no timestamp argument by default', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(store.upsert.mock.calls[0]).toHaveLength(3);
+  });
+});
+
+describe('EventCoalescer with an async store', () => {
+  it('keeps one store call in flight per workspace and merges what arrives meanwhile', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true });
+    coalescer.enqueue('ws-1', { a: 1 }, 'e1', { immediate: true });
+    coalescer.enqueue('ws-1', { b: 1 }, 'e2', { immediate: true });
+    coalescer.enqueue('ws-1', { a: 2 }, 'e3');
+    vi.advanceTimersByTime(150);
+    expect(calls).toHaveLength(1);
+    expect(coalescer.stats().inFlight).toBe(1);
+    calls[0]?.gate.resolve(undefined);
+    await settle();
+    expect(calls).toHaveLength(2);
+    expect(calls[1]?.args).toEqual(['ws-1', { b: 1, a: 2 }, 'e2+e3']);
+    calls[1]?.gate.resolve(undefined);
+    await settle();
+    expect(coalescer.stats()).toMatchObject({ flushed: 2, inFlight: 0, pending: 0 });
+  });
+
+  it('writes other workspaces while one is in flight', () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    coalescer.enqueue('ws-2', { a: 1 }, 's', { immediate: true });
+    expect(calls.map((c) => c.args[0])).toEqual(['ws-1', 'ws-2']);
+  });
+
+  it('waits for an async getByWorkspaceId before writing', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(calls.map((c) => c.method)).toEqual(['getByWorkspaceId']);
+    calls[0]?.gate.resolve({ workspaceId: 'ws-1' });
+    await settle();
+    expect(calls.map((c) => c.method)).toEqual(['getByWorkspaceId', 'upsert']);
+  });
+});
+
+describe('EventCoalescer retries and failures', () => {
+  it('merges a failed patch under newer fields and retries after the delay', async () => {
+    const { store, calls } = gatedStore();
+    const warn = vi.fn();
+    const coalescer = new EventCoalescer(store, { canCreate: () => true, logger: { warn } });
+    coalescer.enqueue('ws-1', { a: 1, b: 1 }, 'e1', { immediate: true });
+    coalescer.enqueue('ws-1', { b: 2 }, 'e2');
+    calls[0]?.gate.reject(new Error('down'));
+    await settle();
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(99);
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]?.args).toEqual(['ws-1', { a: 1, b: 2 }, 'e1+e2']);
+    calls[1]?.gate.resolve(undefined);
+    await settle();
+    expect(coalescer.stats()).toMatchObject({ retried: 1, flushed: 1, failed: 0, pending: 0 });
+  });
+
+  it('doubles the delay and reports the patch to onError after the last attempt', async () => {
+    const store = syncStore();
+    store.upsert.mockImplementation(() => {
+      throw new Error('down');
+    });
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, { retry: { attempts: 3, delayMs: 100 }, onError });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(100);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(199);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(3);
+    expect(onError).toHaveBeenCalledTimes(1);
+    const [error, context] = onError.mock.calls[0] ?? [];
+    expect(error).toBeInstanceOf(Error);
+    expect(context).toEqual({
+      operation: 'upsert',
+      workspaceId: 'ws-1',
+      source: 's',
+      fields: { a: 1 },
+    });
+    expect(coalescer.stats()).toMatchObject({ failed: 1, retried: 2, pending: 0 });
+    vi.advanceTimersByTime(10_000);
+    expect(store.upsert).toHaveBeenCalledTimes(3);
+  });
+
+  it('survives a store that throws synchronously inside the timer', () => {
+    const store = syncStore();
+    store.upsert.mockImplementation(() => {
+      throw new Error('boom');
+    });
+    const coalescer = new EventCoalescer(store, { retry: { attempts: 1 } });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-2', { a: 1 }, 's');
+    expect(() => vi.advanceTimersByTime(150)).not.toThrow();
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    expect(coalescer.stats().failed).toBe(2);
+  });
+
+  it('reports a failing getByWorkspaceId with its operation', () => {
+    const store = syncStore();
+    store.getByWorkspaceId.mockImplementation(() => {
+      throw new Error('db down');
+    });
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, { retry: { attempts: 1 }, onError });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(onError.mock.calls[0]?.[1]).toMatchObject({
+      operation: 'getByWorkspaceId',
+      workspaceId: 'ws-1',
+    });
+  });
+
+  it('survives an onError that throws', () => {
+    const store = syncStore();
+    store.upsert.mockImplementation(() => {
+      throw new Error('down');
+    });
+    const coalescer = new EventCoalescer(store, {
+      retry: { attempts: 1 },
+      onError: () => {
+        throw new Error('handler bug');
+      },
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    expect(() => vi.advanceTimersByTime(150)).not.toThrow();
+  });
+
+  it('flush writes a patch waiting out its back-off at once, its attempts still counting', async () => {
+    const store = syncStore();
+    store.upsert.mockImplementation(() => {
+      throw new Error('down');
+    });
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, { retry: { attempts: 2, delayMs: 1000 }, onError });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    await coalescer.flush('ws-1');
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    expect(onError).toHaveBeenCalledTimes(1);
+  });
+
+  it('close tries failing patches until their attempts run out, without waiting', async () => {
+    const store = syncStore();
+    store.upsert.mockImplementation(() => {
+      throw new Error('down');
+    });
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, {
+      retry: { attempts: 3, delayMs: 60_000 },
+      onError,
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    await coalescer.close();
+    expect(store.upsert).toHaveBeenCalledTimes(3);
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('EventCoalescer bad arguments', () => {
+  const store = syncStore();
+  it.each([
+    [{ windowMs: -1 }, RangeError, /`windowMs`.*`-1` \(number\)/],
+    [{ windowMs: Number.POSITIVE_INFINITY }, RangeError, /`windowMs`/],
+    [{ windowMs: Number.NaN }, RangeError, /`windowMs`.*NaN/],
+    [{ maxWaitMs: -5 }, RangeError, /`maxWaitMs`.*`-5`/],
+    [{ maxWaitMs: Number.NaN }, RangeError, /`maxWaitMs`/],
+    [{ maxPending: 0 }, RangeError, /`maxPending`.*`0`/],
+    [{ retry: { attempts: 0 } }, RangeError, /`retry.attempts`/],
+  ])('rejects options %o', (options, type, message) => {
+    expect(() => new EventCoalescer(store, options)).toThrow(type);
+    expect(() => new EventCoalescer(store, options)).toThrow(message);
+  });
+
+  it('accepts maxWaitMs Infinity', () => {
+    expect(() => new EventCoalescer(store, { maxWaitMs: Number.POSITIVE_INFINITY })).not.toThrow();
+  });
+
+  it('rejects a store without the three methods', () => {
+    expect(() => new EventCoalescer({ upsert() {} } as never)).toThrow(TypeError);
+    expect(() => new EventCoalescer(null as never)).toThrow(/`store`.*`null`/);
+  });
+
+  it.each([[''], [42], [undefined]])('rejects workspaceId %j', (workspaceId) => {
+    const coalescer = new EventCoalescer(store);
+    expect(() => coalescer.enqueue(workspaceId as never, {}, 's')).toThrow(TypeError);
+    expect(() => coalescer.enqueue(workspaceId as never, {}, 's')).toThrow(/`workspaceId`/);
+  });
+
+  it.each([[null], [[1]], ['x'], [new Date()]])('rejects fields %j', (fields) => {
+    const coalescer = new EventCoalescer(store);
+    expect(() => coalescer.enqueue('ws-1', fields as never, 's')).toThrow(/`fields`.*plain object/);
+  });
+});
+
+describe('EventCoalescer with real timers', () => {
+  it('writes one merged patch after a short real window', async () => {
+    vi.useRealTimers();
+    const written = deferred<unknown[]>();
+    const store = {
+      upsert: (...args: unknown[]) => written.resolve(args),
+      getByWorkspaceId: () => ({}),
+      remove: () => {},
+    };
+    const coalescer = new EventCoalescer(store, { windowMs: 20 });
+    const started = Date.now();
+    coalescer.enqueue('ws-1', { a: 1 }, 'e1');
+    coalescer.enqueue('ws-1', { b: 2 }, 'e2');
+    const args = await written.promise;
+    expect(args).toEqual(['ws-1', { a: 1, b: 2 }, 'e1+e2']);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(19);
+    await coalescer.close();
+  });
+});

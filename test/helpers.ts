@@ -1,0 +1,58 @@
+import { vi } from 'vitest';
+import type { Fields, Patch, SnapshotStore } from '../src/index.js';
+
+/** A promise with its settle functions, to gate an async store call by hand. */
+export interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** A synchronous store whose methods are spies; every workspace is known unless `known` says otherwise. */
+export function syncStore(known: (workspaceId: string) => boolean = () => true) {
+  return {
+    upsert:
+      vi.fn<(id: string, fields: Patch<Fields>, source: string, timestamp?: number) => void>(),
+    getByWorkspaceId: vi.fn((id: string) => (known(id) ? { workspaceId: id } : undefined)),
+    remove: vi.fn<(id: string, timestamp?: number) => void>(),
+  } satisfies SnapshotStore;
+}
+
+export interface GatedCall {
+  method: 'upsert' | 'remove' | 'getByWorkspaceId';
+  args: unknown[];
+  gate: Deferred<unknown>;
+}
+
+/** An asynchronous store: each call waits until the test settles its gate. */
+export function gatedStore() {
+  const calls: GatedCall[] = [];
+  const record =
+    (method: GatedCall['method']) =>
+    (...args: unknown[]) => {
+      const gate = deferred<unknown>();
+      calls.push({ method, args, gate });
+      return gate.promise;
+    };
+  const store: SnapshotStore = {
+    upsert: record('upsert'),
+    getByWorkspaceId: record('getByWorkspaceId'),
+    remove: record('remove'),
+  };
+  return { store, calls };
+}
+
+/** Lets promise callbacks run (fake timers do not fake microtasks). */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+}
