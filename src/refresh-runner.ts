@@ -1,0 +1,139 @@
+import type { EventCoalescer } from './event-coalescer.js';
+import { isPlainObject } from './merge.js';
+import { type RefreshSource, sourceName } from './sources.js';
+import type { Patch } from './types.js';
+
+type TimerHandle = ReturnType<typeof setTimeout>;
+
+/** One workspace's refreshes for one source. */
+interface RefreshState {
+  readonly workspaceId: string;
+  controller: AbortController;
+  running: boolean;
+  /** A signal arrived while a run was going: one more run follows its success. */
+  rerun: boolean;
+  failures: number;
+  backoff: TimerHandle | undefined;
+}
+
+/**
+ * Runs a refresh source's `refresh` per workspace: the first signal starts a run at once,
+ * one run at a time, signals during a run cause exactly one more run after it succeeds,
+ * failures are retried with doubling delays, and a final failure is reported.
+ */
+export class RefreshRunner<F extends object> {
+  readonly #source: RefreshSource<F>;
+  readonly #coalescer: EventCoalescer<F>;
+  readonly #name: string;
+  readonly #attempts: number;
+  readonly #delayMs: number;
+  readonly #states = new Map<string, RefreshState>();
+
+  constructor(source: RefreshSource<F>, coalescer: EventCoalescer<F>) {
+    this.#source = source;
+    this.#coalescer = coalescer;
+    this.#name = sourceName(source);
+    this.#attempts = source.retry?.attempts ?? 3;
+    this.#delayMs = source.retry?.delayMs ?? 1000;
+  }
+
+  /** A signal that the workspace changed. */
+  signal(workspaceId: string): void {
+    const state = this.#states.get(workspaceId);
+    if (state === undefined) {
+      const fresh: RefreshState = {
+        workspaceId,
+        controller: new AbortController(),
+        running: false,
+        rerun: false,
+        failures: 0,
+        backoff: undefined,
+      };
+      this.#states.set(workspaceId, fresh);
+      this.#run(fresh);
+      return;
+    }
+    // A run that fails, and its back-off, are satisfied by the retry: `rerun` is reset then.
+    if (state.running) state.rerun = true;
+  }
+
+  /** Aborts the workspace's refresh and drops whatever it would still deliver. */
+  cancel(workspaceId: string): void {
+    const state = this.#states.get(workspaceId);
+    if (state === undefined) return;
+    this.#states.delete(workspaceId);
+    if (state.backoff !== undefined) globalThis.clearTimeout(state.backoff);
+    state.controller.abort();
+  }
+
+  cancelAll(): void {
+    for (const workspaceId of [...this.#states.keys()]) this.cancel(workspaceId);
+  }
+
+  #isCurrent(state: RefreshState): boolean {
+    return this.#states.get(state.workspaceId) === state;
+  }
+
+  #run(state: RefreshState): void {
+    state.running = true;
+    state.backoff = undefined;
+    let result: Promise<Patch<F> | undefined>;
+    try {
+      result = Promise.resolve(this.#source.refresh(state.workspaceId, state.controller.signal));
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(
+      (fields) => {
+        if (!this.#isCurrent(state)) return;
+        state.running = false;
+        state.failures = 0;
+        this.#deliver(state.workspaceId, fields);
+        if (!this.#isCurrent(state)) return;
+        if (state.rerun) {
+          state.rerun = false;
+          this.#run(state);
+        } else {
+          this.#states.delete(state.workspaceId);
+        }
+      },
+      (error: unknown) => {
+        if (!this.#isCurrent(state)) return;
+        state.running = false;
+        state.rerun = false;
+        state.failures++;
+        const context = {
+          operation: 'refresh',
+          source: this.#name,
+          workspaceId: state.workspaceId,
+        } as const;
+        if (state.failures >= this.#attempts) {
+          this.#states.delete(state.workspaceId);
+          this.#coalescer.countFailed();
+          this.#coalescer.reportError(error, context);
+          return;
+        }
+        const delayMs = this.#delayMs * 2 ** (state.failures - 1);
+        this.#coalescer.options.logger.warn(
+          { ...context, error, attempt: state.failures, delayMs },
+          'event-coalescer: refresh failed; retrying',
+        );
+        state.backoff = globalThis.setTimeout(() => this.#run(state), delayMs);
+      },
+    );
+  }
+
+  #deliver(workspaceId: string, fields: Patch<F> | undefined): void {
+    if (fields === undefined) return;
+    if (!isPlainObject(fields)) {
+      this.#coalescer.countInvalid();
+      this.#coalescer.options.logger.warn(
+        { workspaceId, source: this.#name },
+        'event-coalescer: refresh returned something other than a plain object; ignored',
+      );
+      return;
+    }
+    const immediate = this.#source.immediate === true;
+    this.#coalescer.enqueue(workspaceId, fields, this.#name, immediate ? { immediate } : undefined);
+  }
+}

@@ -1,0 +1,82 @@
+import type { EmitterLike } from './emitter-adapter.js';
+import type { Fields, Patch, RetryOptions } from './types.js';
+
+/** Merge `fields` into the workspace's pending patch (`immediate`: and write now). */
+export interface PatchAction<F extends object = Fields> {
+  workspaceId: string;
+  fields: Patch<F>;
+  immediate?: boolean;
+}
+
+/** Remove the workspace at once, dropping its pending patch. */
+export interface RemoveAction {
+  workspaceId: string;
+  remove: true;
+}
+
+/** What a source's `map` turns an event into. */
+export type SourceAction<F extends object = Fields> = PatchAction<F> | RemoveAction;
+
+/** `map`'s answer: one action, several, or `undefined`/`null` to ignore the event. */
+export type MapResult<F extends object = Fields> =
+  | SourceAction<F>
+  | readonly SourceAction<F>[]
+  | undefined
+  | null;
+
+/**
+ * An event that carries a patch.
+ *
+ * @example
+ * const source: PatchSource = {
+ *   emitter: ratchetService,
+ *   event: 'ratchet_state_changed',
+ *   map: (e: { workspaceId: string; toState: string }) => ({
+ *     workspaceId: e.workspaceId,
+ *     fields: { ratchetState: e.toState },
+ *   }),
+ * };
+ */
+export interface PatchSource<F extends object = Fields> {
+  emitter: EmitterLike;
+  event: string;
+  /**
+   * The source label given to the store.
+   * @default `event:${event}`
+   */
+  name?: string;
+  /** Receives the listener's arguments (an `EventTarget`'s `Event`). */
+  map(...args: unknown[]): MapResult<F>;
+}
+
+/**
+ * An event that only says "this workspace changed": the collector re-reads it with
+ * `refresh`, one run at a time per workspace, retrying failures.
+ */
+export interface RefreshSource<F extends object = Fields> {
+  emitter: EmitterLike;
+  event: string;
+  /**
+   * The source label given to the store.
+   * @default `event:${event}`
+   */
+  name?: string;
+  /** The workspace the event is about; `undefined` ignores the event. */
+  key(...args: unknown[]): string | undefined | null;
+  /** Reads the workspace's fields; `undefined` writes nothing. Aborted on remove and stop. */
+  refresh(workspaceId: string, signal: AbortSignal): Promise<Patch<F> | undefined>;
+  /** Write the refreshed fields at once instead of after the window. */
+  immediate?: boolean;
+  /**
+   * How failed refreshes are tried again.
+   * @default { attempts: 3, delayMs: 1000 }
+   */
+  retry?: RetryOptions;
+}
+
+/** Any source a collector subscribes to. */
+export type Source<F extends object = Fields> = PatchSource<F> | RefreshSource<F>;
+
+export function sourceName(source: { name?: string; event: string }): string {
+  return source.name ?? `event:${source.event}`;
+}
