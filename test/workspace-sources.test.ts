@@ -1,0 +1,219 @@
+import { EventEmitter } from 'node:events';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  createEventCollector,
+  PR_SNAPSHOT_UPDATED,
+  RATCHET_STATE_CHANGED,
+  RUN_SCRIPT_STATUS_CHANGED,
+  WORKSPACE_ACTIVE,
+  WORKSPACE_IDLE,
+  WORKSPACE_STATE_CHANGED,
+  workspaceSnapshotSources,
+} from '../src/index.js';
+import { syncStore } from './helpers.js';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function host() {
+  const domains = {
+    workspaceStateMachine: new EventEmitter(),
+    prSnapshotService: new EventEmitter(),
+    ratchetService: new EventEmitter(),
+    runScriptStateMachine: new EventEmitter(),
+    workspaceActivityService: new EventEmitter(),
+  };
+  const store = syncStore();
+  const collector = createEventCollector({ store, sources: workspaceSnapshotSources(domains) });
+  const written = () => {
+    vi.advanceTimersByTime(150);
+    return store.upsert.mock.calls;
+  };
+  return { domains, store, collector, written };
+}
+
+describe('workspaceSnapshotSources', () => {
+  it('exports the event names as constants', () => {
+    expect([
+      WORKSPACE_STATE_CHANGED,
+      PR_SNAPSHOT_UPDATED,
+      RATCHET_STATE_CHANGED,
+      RUN_SCRIPT_STATUS_CHANGED,
+      WORKSPACE_ACTIVE,
+      WORKSPACE_IDLE,
+    ]).toEqual([
+      'workspace_state_changed',
+      'pr_snapshot_updated',
+      'ratchet_state_changed',
+      'run_script_status_changed',
+      'workspace_active',
+      'workspace_idle',
+    ]);
+  });
+
+  it('maps a workspace state change to status', () => {
+    const { domains, written } = host();
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromStatus: 'NEW',
+      toStatus: 'READY',
+    });
+    expect(written()).toEqual([['ws-1', { status: 'READY' }, 'event:workspace_state_changed']]);
+  });
+
+  it('removes an ARCHIVED workspace at once and drops its pending patch', () => {
+    const { domains, store, written } = host();
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromState: 'A',
+      toState: 'B',
+    });
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromStatus: 'READY',
+      toStatus: 'ARCHIVED',
+    });
+    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    expect(written()).toEqual([]);
+  });
+
+  it('maps a PR snapshot to prNumber, prState and prCiStatus, never prReviewState', () => {
+    const { domains, written } = host();
+    domains.prSnapshotService.emit(PR_SNAPSHOT_UPDATED, {
+      workspaceId: 'ws-1',
+      prNumber: 42,
+      prState: 'OPEN',
+      prCiStatus: 'PASSING',
+      prReviewState: 'APPROVED',
+    });
+    const calls = written();
+    expect(calls).toEqual([
+      [
+        'ws-1',
+        { prNumber: 42, prState: 'OPEN', prCiStatus: 'PASSING' },
+        'event:pr_snapshot_updated',
+      ],
+    ]);
+    expect(calls[0]?.[1]).not.toHaveProperty('prReviewState');
+  });
+
+  it('maps a ratchet state change to ratchetState', () => {
+    const { domains, written } = host();
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromState: 'IDLE',
+      toState: 'RUNNING',
+    });
+    expect(written()).toEqual([
+      ['ws-1', { ratchetState: 'RUNNING' }, 'event:ratchet_state_changed'],
+    ]);
+  });
+
+  it('maps a run-script status change to runScriptStatus', () => {
+    const { domains, written } = host();
+    domains.runScriptStateMachine.emit(RUN_SCRIPT_STATUS_CHANGED, {
+      workspaceId: 'ws-1',
+      fromStatus: 'IDLE',
+      toStatus: 'RUNNING',
+    });
+    expect(written()).toEqual([
+      ['ws-1', { runScriptStatus: 'RUNNING' }, 'event:run_script_status_changed'],
+    ]);
+  });
+
+  it('maps activity to isWorking true and false', () => {
+    const { domains, written, store } = host();
+    domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, { workspaceId: 'ws-1' });
+    expect(written()).toEqual([['ws-1', { isWorking: true }, 'event:workspace_active']]);
+    store.upsert.mockClear();
+    domains.workspaceActivityService.emit(WORKSPACE_IDLE, { workspaceId: 'ws-1' });
+    expect(written()).toEqual([['ws-1', { isWorking: false }, 'event:workspace_idle']]);
+  });
+
+  it('accepts a bare workspace id for activity events', () => {
+    const { domains, written } = host();
+    domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, 'ws-1');
+    expect(written()).toEqual([['ws-1', { isWorking: true }, 'event:workspace_active']]);
+  });
+
+  it('coalesces a burst across domains into one write with every source label', () => {
+    const { domains, written } = host();
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromStatus: 'NEW',
+      toStatus: 'READY',
+    });
+    domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, { workspaceId: 'ws-1' });
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromState: 'A',
+      toState: 'B',
+    });
+    expect(written()).toEqual([
+      [
+        'ws-1',
+        { status: 'READY', isWorking: true, ratchetState: 'B' },
+        'event:workspace_state_changed+event:workspace_active+event:ratchet_state_changed',
+      ],
+    ]);
+  });
+
+  it('subscribes to overridden event names and labels writes with them', () => {
+    const domains = {
+      workspaceStateMachine: new EventEmitter(),
+      prSnapshotService: new EventEmitter(),
+      ratchetService: new EventEmitter(),
+      runScriptStateMachine: new EventEmitter(),
+      workspaceActivityService: new EventEmitter(),
+    };
+    const store = syncStore();
+    createEventCollector({
+      store,
+      sources: workspaceSnapshotSources(domains, { workspaceActive: 'busy' }),
+    });
+    domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, { workspaceId: 'ws-1' });
+    domains.workspaceActivityService.emit('busy', { workspaceId: 'ws-2' });
+    vi.advanceTimersByTime(150);
+    expect(store.upsert.mock.calls).toEqual([['ws-2', { isWorking: true }, 'event:busy']]);
+  });
+
+  it('skips an unknown workspace without projectId, as the host reconciliation seeds it', () => {
+    const domains = {
+      workspaceStateMachine: new EventEmitter(),
+      prSnapshotService: new EventEmitter(),
+      ratchetService: new EventEmitter(),
+      runScriptStateMachine: new EventEmitter(),
+      workspaceActivityService: new EventEmitter(),
+    };
+    const store = syncStore(() => false);
+    const collector = createEventCollector({ store, sources: workspaceSnapshotSources(domains) });
+    domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, { workspaceId: 'ws-1' });
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).not.toHaveBeenCalled();
+    expect(collector.coalescer.stats().skipped).toBe(1);
+  });
+
+  it('counts a payload without a workspace as invalid without throwing', () => {
+    const { domains, collector } = host();
+    expect(() => domains.ratchetService.emit(RATCHET_STATE_CHANGED, undefined)).not.toThrow();
+    expect(() => domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, 5)).not.toThrow();
+    expect(collector.coalescer.stats().invalid).toBe(2);
+  });
+
+  it('detaches all six listeners on stop', async () => {
+    const { domains, collector } = host();
+    const counts = () =>
+      Object.values(domains).reduce(
+        (sum, emitter) =>
+          sum + emitter.eventNames().reduce((n, e) => n + emitter.listenerCount(e), 0),
+        0,
+      );
+    expect(counts()).toBe(6);
+    await collector.stop();
+    expect(counts()).toBe(0);
+  });
+});
