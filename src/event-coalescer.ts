@@ -16,6 +16,11 @@ import type {
 
 type TimerHandle = ReturnType<typeof setTimeout>;
 
+/** Pending times stay below this many ms from the epoch (2^30: small integers in V8). */
+const EPOCH_SPAN_MS = 0x40000000;
+const clampToSpan = (ms: number): number =>
+  Math.min(EPOCH_SPAN_MS, Math.max(-EPOCH_SPAN_MS, ms)) | 0;
+
 /** A removal waiting for, or doing, its store call. */
 interface Removal {
   failures: number;
@@ -34,6 +39,8 @@ interface Lane {
   /** What the running call writes, to report it if the store never answers. */
   current: PendingPatch | Removal | undefined;
   removal: Removal | undefined;
+  /** Failed tries of the patch being written or retried. */
+  failures: number;
   /** The due patch that waits for the running call or the back-off to end. */
   next: PendingPatch | undefined;
   backoff: TimerHandle | undefined;
@@ -81,21 +88,21 @@ export class EventCoalescer<F extends object = Fields> {
   readonly #lanes = new Map<string, Lane>();
   /** One timer for all pending patches, armed for the earliest deadline. */
   #timer: TimerHandle | undefined;
+  /** Pending times count from here (see `#now`). */
+  #epoch = Date.now();
   #lastTimestamp = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
   #warnedClosed = false;
   #inFlight = 0;
-  #counters = {
-    enqueued: 0,
-    flushed: 0,
-    skipped: 0,
-    removed: 0,
-    retried: 0,
-    failed: 0,
-    invalid: 0,
-    dropped: 0,
-  };
+  #enqueued = 0;
+  #flushed = 0;
+  #skipped = 0;
+  #removed = 0;
+  #retried = 0;
+  #failed = 0;
+  #invalid = 0;
+  #dropped = 0;
 
   constructor(store: SnapshotStore<F>, windowMsOrOptions?: number | CoalescerOptions<F>) {
     assertStore<F>(store);
@@ -122,21 +129,22 @@ export class EventCoalescer<F extends object = Fields> {
       this.#drop(workspaceId, source);
       return;
     }
-    const now = Date.now();
+    const now = this.#now();
     let patch = this.#pending.get(workspaceId);
     if (patch === undefined) {
-      patch = new PendingPatch(workspaceId, now);
+      patch = new PendingPatch(workspaceId, now, source);
       this.#pending.set(workspaceId, patch);
       this.#quiet.append(patch);
       // Without a timer nothing else is pending, so this patch's deadline is the earliest.
       if (this.#timer === undefined) this.#arm(now);
     } else {
       patch.lastAt = now;
-      this.#quiet.touch(patch);
+      // A hot key is already the newest: skip the relinking.
+      if (patch !== this.#quiet.newest) this.#quiet.touch(patch);
+      if (patch.sources !== source) patch.addSource(source);
     }
-    patch.sources.add(source);
     mergeFields(patch.fields, fields);
-    this.#counters.enqueued++;
+    this.#enqueued++;
     if (this.#pending.size > this.#maxPending) this.#writeOldest();
     if (options?.immediate === true) this.#flushNow(workspaceId);
   }
@@ -227,17 +235,28 @@ export class EventCoalescer<F extends object = Fields> {
 
   /** A snapshot of the counters. */
   stats(): CoalescerStats {
-    return { ...this.#counters, pending: this.pendingCount, inFlight: this.#inFlight };
+    return {
+      enqueued: this.#enqueued,
+      flushed: this.#flushed,
+      skipped: this.#skipped,
+      removed: this.#removed,
+      retried: this.#retried,
+      failed: this.#failed,
+      invalid: this.#invalid,
+      dropped: this.#dropped,
+      pending: this.pendingCount,
+      inFlight: this.#inFlight,
+    };
   }
 
   /** @internal Counts an event the collector could not turn into an action. */
   countInvalid(): void {
-    this.#counters.invalid++;
+    this.#invalid++;
   }
 
   /** @internal Counts a refresh given up by the collector. */
   countFailed(): void {
-    this.#counters.failed++;
+    this.#failed++;
   }
 
   /** @internal The options, for the collector's reports. */
@@ -261,6 +280,28 @@ export class EventCoalescer<F extends object = Fields> {
   }
 
   // --- deadlines ------------------------------------------------------------------------
+
+  /**
+   * Milliseconds since the epoch of this coalescer, as a small integer: V8 keeps small
+   * integers unboxed in a patch's fields, and a boxed double costs 16 bytes each.
+   */
+  #now(): number {
+    const elapsed = Date.now() - this.#epoch;
+    if (elapsed >= 0 && elapsed < EPOCH_SPAN_MS) return elapsed | 0;
+    return this.#rebase();
+  }
+
+  /** Moves the epoch to now, shifting pending times with it (at most every 12 days). */
+  #rebase(): number {
+    const clock = Date.now();
+    const shift = clock - this.#epoch;
+    this.#epoch = clock;
+    for (const patch of this.#pending.values()) {
+      patch.firstAt = clampToSpan(patch.firstAt - shift);
+      patch.lastAt = clampToSpan(patch.lastAt - shift);
+    }
+    return 0;
+  }
 
   #nextDeadline(): number {
     const quiet = this.#quiet.oldest;
@@ -288,7 +329,7 @@ export class EventCoalescer<F extends object = Fields> {
    * patch it was armed for was touched since); then it only re-arms.
    */
   readonly #onTimer = (): void => {
-    const now = Date.now();
+    const now = this.#now();
     // `#timer` stays set while writing, so enqueues made by a store's listeners do not arm.
     for (let patch = this.#quiet.oldest; patch !== undefined; patch = this.#quiet.oldest) {
       if (patch.lastAt + this.#windowMs > now) break;
@@ -348,7 +389,7 @@ export class EventCoalescer<F extends object = Fields> {
     } else {
       // The waiting patch is older: the due one's fields win, its sources come after.
       mergeFields(lane.next.fields, patch.fields);
-      for (const source of patch.sources) lane.next.sources.add(source);
+      lane.next.addSourcesOf(patch);
     }
     this.#pump(lane);
   }
@@ -359,6 +400,7 @@ export class EventCoalescer<F extends object = Fields> {
       busy: false,
       current: undefined,
       removal: undefined,
+      failures: 0,
       next: undefined,
       backoff: undefined,
       abandoned: false,
@@ -462,7 +504,7 @@ export class EventCoalescer<F extends object = Fields> {
           return;
         }
         // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
-        this.#counters.skipped++;
+        this.#skipped++;
         this.#options.logger.debug(
           { workspaceId: lane.workspaceId, source: patch.sourceLabel() },
           'event-coalescer: skipped a patch for an unknown workspace',
@@ -484,7 +526,8 @@ export class EventCoalescer<F extends object = Fields> {
         ? () => store.upsert(lane.workspaceId, fields, source, this.#nextTimestamp())
         : () => store.upsert(lane.workspaceId, fields, source),
       () => {
-        this.#counters.flushed++;
+        this.#flushed++;
+        lane.failures = 0;
         this.#pump(lane);
       },
       (error) => this.#upsertFailed(lane, patch, error, 'upsert'),
@@ -498,15 +541,17 @@ export class EventCoalescer<F extends object = Fields> {
     operation: 'upsert' | 'getByWorkspaceId',
   ): void {
     const workspaceId = lane.workspaceId;
-    patch.failures++;
+    const failures = ++lane.failures;
     if (lane.removal !== undefined) {
       // Removed meanwhile: writing it now would resurrect the workspace.
+      lane.failures = 0;
       this.#pump(lane);
       return;
     }
     const source = patch.sourceLabel();
-    if (patch.failures >= this.#options.attempts) {
-      this.#counters.failed++;
+    if (failures >= this.#options.attempts) {
+      lane.failures = 0;
+      this.#failed++;
       this.reportError(error, { operation, workspaceId, source, fields: patch.fields as Patch<F> });
       this.#pump(lane);
       return;
@@ -517,10 +562,10 @@ export class EventCoalescer<F extends object = Fields> {
       if (newer === lane.next) lane.next = undefined;
       else this.#take(newer);
       mergeFields(patch.fields, newer.fields);
-      for (const label of newer.sources) patch.sources.add(label);
+      patch.addSourcesOf(newer);
     }
     lane.next = patch;
-    this.#retryLater(lane, patch.failures, error, { operation, workspaceId, source });
+    this.#retryLater(lane, failures, error, { operation, workspaceId, source });
   }
 
   #startRemoval(lane: Lane, removal: Removal): void {
@@ -533,7 +578,7 @@ export class EventCoalescer<F extends object = Fields> {
         ? () => store.remove(workspaceId, this.#nextTimestamp())
         : () => store.remove(workspaceId),
       () => {
-        this.#counters.removed++;
+        this.#removed++;
         lane.removal = undefined;
         removal.resolve();
         this.#pump(lane);
@@ -541,7 +586,7 @@ export class EventCoalescer<F extends object = Fields> {
       (error) => {
         removal.failures++;
         if (removal.failures >= this.#options.attempts) {
-          this.#counters.failed++;
+          this.#failed++;
           lane.removal = undefined;
           this.reportError(error, { operation: 'remove', workspaceId });
           removal.resolve();
@@ -554,7 +599,7 @@ export class EventCoalescer<F extends object = Fields> {
   }
 
   #retryLater(lane: Lane, failures: number, error: unknown, context: object): void {
-    this.#counters.retried++;
+    this.#retried++;
     const delayMs = this.#options.retryDelayMs * 2 ** (failures - 1);
     this.#options.logger.warn(
       { ...context, error, attempt: failures, delayMs },
@@ -576,7 +621,7 @@ export class EventCoalescer<F extends object = Fields> {
   // --- shutdown -----------------------------------------------------------------------------
 
   #drop(workspaceId: string, source: string): void {
-    this.#counters.dropped++;
+    this.#dropped++;
     if (this.#warnedClosed) return;
     this.#warnedClosed = true;
     this.#options.logger.warn(
@@ -619,7 +664,7 @@ export class EventCoalescer<F extends object = Fields> {
       if (lane.removal !== undefined && lane.removal !== lane.current) undrained.push(lane.removal);
       if (lane.next !== undefined && lane.next !== lane.current) undrained.push(lane.next);
       for (const item of undrained) {
-        this.#counters.failed++;
+        this.#failed++;
         if (item instanceof PendingPatch) {
           const fields = item.fields as Patch<F>;
           this.reportError(error, {
