@@ -221,7 +221,9 @@ type Samples = Record<string, number[]>;
 const collect = (into: Map<string, Samples>, impl: string, metric: string, value: number): void => {
   const byMetric = into.get(impl) ?? {};
   into.set(impl, byMetric);
-  (byMetric[metric] ??= []).push(value);
+  const samples = byMetric[metric] ?? [];
+  byMetric[metric] = samples;
+  samples.push(value);
 };
 
 async function measure(): Promise<Map<string, Samples>> {
