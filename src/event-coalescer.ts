@@ -123,7 +123,10 @@ export class EventCoalescer<F extends object = Fields> {
     if (typeof workspaceId !== 'string' || workspaceId === '') {
       throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
     }
-    if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
+    // `constructor === Object` settles the common case without the slower prototype lookup.
+    if (fields?.constructor !== Object && !isPlainObject(fields)) {
+      throw new TypeError(expected('fields', 'a plain object', fields));
+    }
     if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
     if (this.#closed) {
       this.#drop(workspaceId, source);

@@ -25,7 +25,9 @@ export class PendingPatch {
     const sources = this.sources;
     if (typeof sources === 'string') {
       if (sources !== source) this.sources = [sources, source];
-    } else if (!sources.includes(source)) {
+    } else {
+      // A plain loop: sources are few, and this runs on every enqueue of a mixed burst.
+      for (let i = 0; i < sources.length; i++) if (sources[i] === source) return;
       // concat makes an array of the exact size; push would reserve room for many more.
       this.sources = sources.concat(source);
     }

@@ -104,6 +104,37 @@ describe('EventCoalescer window', () => {
   });
 });
 
+describe('EventCoalescer clock', () => {
+  it('keeps exact deadlines when the system clock jumps weeks ahead', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.setSystemTime(Date.now() + 40 * 24 * 3600 * 1000);
+    coalescer.enqueue('ws-2', { a: 2 }, 's');
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
+    coalescer.enqueue('ws-3', { a: 3 }, 's');
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(3);
+  });
+
+  it('works with fake timers installed after the coalescer was created', () => {
+    vi.useRealTimers();
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    vi.useFakeTimers();
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('EventCoalescer maxWait', () => {
   it('writes a steadily updated workspace maxWaitMs after its first enqueue', () => {
     const store = syncStore();
@@ -679,6 +710,12 @@ describe('EventCoalescer bad arguments', () => {
     expect(() => new EventCoalescer(store, options)).toThrow(message);
   });
 
+  it('accepts null-prototype objects and parsed JSON with its own constructor key', () => {
+    const coalescer = new EventCoalescer(syncStore());
+    expect(() => coalescer.enqueue('ws-1', Object.create(null), 's')).not.toThrow();
+    expect(() => coalescer.enqueue('ws-1', JSON.parse('{"constructor": 1}'), 's')).not.toThrow();
+  });
+
   it('accepts maxWaitMs Infinity', () => {
     expect(() => new EventCoalescer(store, { maxWaitMs: Number.POSITIVE_INFINITY })).not.toThrow();
   });
@@ -694,10 +731,15 @@ describe('EventCoalescer bad arguments', () => {
     expect(() => coalescer.enqueue(workspaceId as never, {}, 's')).toThrow(/`workspaceId`/);
   });
 
-  it.each([[null], [[1]], ['x'], [new Date()]])('rejects fields %j', (fields) => {
-    const coalescer = new EventCoalescer(store);
-    expect(() => coalescer.enqueue('ws-1', fields as never, 's')).toThrow(/`fields`.*plain object/);
-  });
+  it.each([[null], [undefined], [[1]], ['x'], [7], [new Date()], [new Map()]])(
+    'rejects fields %j',
+    (fields) => {
+      const coalescer = new EventCoalescer(store);
+      expect(() => coalescer.enqueue('ws-1', fields as never, 's')).toThrow(
+        /`fields`.*plain object/,
+      );
+    },
+  );
 });
 
 describe('EventCoalescer with real timers', () => {
