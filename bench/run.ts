@@ -170,6 +170,7 @@ function churn(impl: Implementation): Promise<Churn> {
     }
   }
   schedule.sort((a, b) => a.at - b.at);
+  const events = schedule.length;
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   const cpuBefore = process.cpuUsage();
   loopDelay.enable();
@@ -196,17 +197,23 @@ function churn(impl: Implementation): Promise<Churn> {
         loopDelay.disable();
         const cpu = process.cpuUsage(cpuBefore);
         await dispose(instance);
+        const sorted = latencies.sort((a, b) => a - b);
+        const latencyP50 = percentile(sorted, 50);
+        const latencyP99 = percentile(sorted, 99);
+        const latencyMax = sorted.at(-1) ?? 0;
+        // What the design still holds once drained; the harness's own arrays are let go first.
+        schedule.length = 0;
+        latencies.length = 0;
         fullGc();
         const heapKeptBytes = process.memoryUsage().heapUsed - heapBefore;
-        const sorted = latencies.sort((a, b) => a - b);
         resolve({
-          events: schedule.length,
+          events,
           writes,
           idealWrites: keys * BURSTS_PER_KEY,
           cpuMs: (cpu.user + cpu.system) / 1000,
-          latencyP50: percentile(sorted, 50),
-          latencyP99: percentile(sorted, 99),
-          latencyMax: sorted.at(-1) ?? 0,
+          latencyP50,
+          latencyP99,
+          latencyMax,
           loopDelayP99: loopDelay.percentile(99) / 1e6,
           heapKeptBytes,
         });
@@ -228,27 +235,33 @@ const collect = (into: Map<string, Samples>, impl: string, metric: string, value
 
 async function measure(): Promise<Map<string, Samples>> {
   const results = new Map<string, Samples>();
-  for (let round = 0; round < rounds; round++) {
-    // Alternate the order, so that no design always runs first or last.
-    const order = round % 2 === 0 ? implementations : [...implementations].reverse();
-    for (const impl of order) {
-      if (only.has('A')) collect(results, impl.name, 'A ns/enqueue', await hotKey(impl));
-      if (only.has('B')) {
-        const b = await manyKeys(impl);
-        collect(results, impl.name, 'B ns/enqueue', b.nsPerEnqueue);
-        collect(results, impl.name, 'B bytes/key', b.bytesPerKey);
-        collect(results, impl.name, 'B flushAll ms', b.flushAllMs);
-        collect(results, impl.name, 'B timers/key', b.timersPerKey);
-      }
-      if (only.has('C')) {
-        const c = await churn(impl);
-        collect(results, impl.name, 'C writes/ideal', c.writes / c.idealWrites);
-        collect(results, impl.name, 'C cpu ms', c.cpuMs);
-        collect(results, impl.name, 'C latency p50 ms', c.latencyP50);
-        collect(results, impl.name, 'C latency p99 ms', c.latencyP99);
-        collect(results, impl.name, 'C latency max ms', c.latencyMax);
-        collect(results, impl.name, 'C loop delay p99 ms', c.loopDelayP99);
-        collect(results, impl.name, 'C heap kept KB', c.heapKeptBytes / 1024);
+  // One workload at a time, so that one design's garbage or timers never land in another's
+  // measurement; a full GC before each run for the same reason.
+  for (const workload of ['A', 'B', 'C']) {
+    if (!only.has(workload)) continue;
+    for (let round = 0; round < rounds; round++) {
+      // Alternate the order, so that no design always runs first or last.
+      const order = round % 2 === 0 ? implementations : [...implementations].reverse();
+      for (const impl of order) {
+        fullGc();
+        if (workload === 'A') collect(results, impl.name, 'A ns/enqueue', await hotKey(impl));
+        if (workload === 'B') {
+          const b = await manyKeys(impl);
+          collect(results, impl.name, 'B ns/enqueue', b.nsPerEnqueue);
+          collect(results, impl.name, 'B bytes/key', b.bytesPerKey);
+          collect(results, impl.name, 'B flushAll ms', b.flushAllMs);
+          collect(results, impl.name, 'B timers/key', b.timersPerKey);
+        }
+        if (workload === 'C') {
+          const c = await churn(impl);
+          collect(results, impl.name, 'C writes/ideal', c.writes / c.idealWrites);
+          collect(results, impl.name, 'C cpu ms', c.cpuMs);
+          collect(results, impl.name, 'C latency p50 ms', c.latencyP50);
+          collect(results, impl.name, 'C latency p99 ms', c.latencyP99);
+          collect(results, impl.name, 'C latency max ms', c.latencyMax);
+          collect(results, impl.name, 'C loop delay p99 ms', c.loopDelayP99);
+          collect(results, impl.name, 'C heap kept KB', c.heapKeptBytes / 1024);
+        }
       }
     }
   }
