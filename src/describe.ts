@@ -1,16 +1,13 @@
-/** Renders a received value for an error message: "`-1` (number)", "`[]` (array)". */
+/** Renders a received value for an error message: "`-1` (number)", "an array". */
 export function describeValue(value: unknown): string {
-  if (value === null) return '`null`';
-  if (value === undefined) return '`undefined`';
-  if (Array.isArray(value)) return '`[…]` (array)';
-  const type = typeof value;
-  if (type === 'string') return `\`${JSON.stringify(value)}\` (string)`;
-  if (type === 'function') return 'a function';
-  if (type === 'object') {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'function') return 'a function';
+  if (value !== null && typeof value === 'object') {
     const name = Object.getPrototypeOf(value)?.constructor?.name;
-    return name && name !== 'Object' ? `an instance of ${name}` : 'an object';
+    return name && name !== 'Object' ? `a ${name}` : 'an object';
   }
-  return `\`${String(value)}\` (${type})`;
+  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
 }
 
 /** An error message that names the argument, what was expected and what came. */

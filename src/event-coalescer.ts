@@ -308,16 +308,16 @@ export class EventCoalescer<F extends object = Fields> {
 
   #nextDeadline(): number {
     const quiet = this.#quiet.oldest;
-    if (quiet === undefined) return Number.POSITIVE_INFINITY;
+    if (quiet === undefined) return Infinity;
     const byWindow = quiet.lastAt + this.#windowMs;
-    if (this.#maxWaitMs === Number.POSITIVE_INFINITY) return byWindow;
+    if (this.#maxWaitMs === Infinity) return byWindow;
     const first = this.#pending.values().next().value as PendingPatch;
     return Math.min(byWindow, first.firstAt + this.#maxWaitMs);
   }
 
   #arm(now: number): void {
     const deadline = this.#nextDeadline();
-    if (deadline === Number.POSITIVE_INFINITY) return;
+    if (deadline === Infinity) return;
     this.#timer = setTimer(this.#onTimer, Math.max(0, deadline - now));
   }
 
@@ -339,7 +339,7 @@ export class EventCoalescer<F extends object = Fields> {
       this.#take(patch);
       this.#write(patch);
     }
-    if (this.#maxWaitMs !== Number.POSITIVE_INFINITY) {
+    if (this.#maxWaitMs !== Infinity) {
       for (const patch of this.#pending.values()) {
         if (patch.firstAt + this.#maxWaitMs > now) break;
         this.#take(patch);
@@ -637,7 +637,7 @@ export class EventCoalescer<F extends object = Fields> {
     let timedOut = false;
     let deadline: TimerHandle | undefined;
     const timeout = new Promise<void>((resolve) => {
-      if (this.#options.drainTimeoutMs === Number.POSITIVE_INFINITY) return;
+      if (this.#options.drainTimeoutMs === Infinity) return;
       deadline = setTimer(() => {
         timedOut = true;
         resolve();

@@ -57,7 +57,7 @@ function nonNegative(
   const ok =
     typeof value === 'number' &&
     value >= 0 &&
-    (Number.isFinite(value) || (allowInfinity && value === Number.POSITIVE_INFINITY));
+    (Number.isFinite(value) || (allowInfinity && value === Infinity));
   if (!ok) {
     const what = allowInfinity
       ? 'a number from 0 and up, or Infinity'
