@@ -270,7 +270,7 @@ export class EventCoalescer<F extends object = Fields> {
   /** @internal Reports something given up, never throwing into the caller. */
   reportError(error: unknown, context: ErrorContext<F>): void {
     this.#options.logger.error(
-      { ...context, error },
+      { ...context, err: error },
       `event-coalescer: ${context.operation} given up`,
     );
     const onError = this.#options.onError;
@@ -278,7 +278,7 @@ export class EventCoalescer<F extends object = Fields> {
     try {
       onError(error, context);
     } catch (thrown) {
-      this.#options.logger.error({ error: thrown }, 'event-coalescer: onError threw');
+      this.#options.logger.error({ err: thrown }, 'event-coalescer: onError threw');
     }
   }
 
@@ -605,7 +605,7 @@ export class EventCoalescer<F extends object = Fields> {
     this.#retried++;
     const delayMs = this.#options.retryDelayMs * 2 ** (failures - 1);
     this.#options.logger.warn(
-      { ...context, error, attempt: failures, delayMs },
+      { ...context, err: error, attempt: failures, delayMs },
       'event-coalescer: store call failed; retrying',
     );
     lane.backoff = setTimer(() => {

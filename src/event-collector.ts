@@ -103,7 +103,7 @@ export function createEventCollector<F extends object = Fields>(
         else apply(name, result);
       } catch (error) {
         // Only a bug can land here; the domain's emit() must still never see it.
-        logger.error({ source: name, error }, 'event-coalescer: listener failed');
+        logger.error({ source: name, err: error }, 'event-coalescer: listener failed');
       }
     };
   };
@@ -130,7 +130,7 @@ export function createEventCollector<F extends object = Fields>(
       try {
         detach();
       } catch (error) {
-        logger.error({ error }, 'event-coalescer: an emitter failed to detach a listener');
+        logger.error({ err: error }, 'event-coalescer: an emitter failed to detach a listener');
       }
     }
   };

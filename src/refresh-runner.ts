@@ -115,7 +115,7 @@ export class RefreshRunner<F extends object> {
         }
         const delayMs = this.#delayMs * 2 ** (state.failures - 1);
         this.#coalescer.options.logger.warn(
-          { ...context, error, attempt: state.failures, delayMs },
+          { ...context, err: error, attempt: state.failures, delayMs },
           'event-coalescer: refresh failed; retrying',
         );
         state.backoff = globalThis.setTimeout(() => this.#run(state), delayMs);

@@ -1,0 +1,132 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const repo = resolve(import.meta.dirname, '..');
+const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+
+/** The package as npm users get it: packed, then installed from the tarball, offline. */
+let project: string;
+
+beforeAll(async () => {
+  project = await mkdtemp(join(tmpdir(), 'event-coalescer-consumer-'));
+  await run('npm', ['pack', '--silent', '--pack-destination', project], { cwd: repo });
+  const tarball = (await readdir(project)).find((name) => name.endsWith('.tgz'));
+  if (tarball === undefined) throw new Error('npm pack produced no tarball');
+  await writeFile(
+    join(project, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true }),
+  );
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', `./${tarball}`], {
+    cwd: project,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await rm(project, { recursive: true, force: true });
+});
+
+const consumerTs = `
+import { EventEmitter } from 'node:events';
+import {
+  createEventCollector,
+  createMemorySnapshotStore,
+  EventCoalescer,
+  type WorkspaceSnapshotFields,
+  workspaceSnapshotSources,
+} from 'event-coalescer';
+
+const store = createMemorySnapshotStore<WorkspaceSnapshotFields>();
+const coalescer = new EventCoalescer(store, { windowMs: 50 });
+coalescer.enqueue('ws-1', { status: 'READY', isWorking: true }, 'event:a');
+const emitter = new EventEmitter();
+const collector = createEventCollector({
+  store,
+  sources: workspaceSnapshotSources({
+    workspaceStateMachine: emitter,
+    prSnapshotService: emitter,
+    ratchetService: emitter,
+    runScriptStateMachine: emitter,
+    workspaceActivityService: emitter,
+  }),
+});
+export const done: Promise<void> = collector.stop();
+`;
+
+async function typecheck(module: string, moduleResolution: string): Promise<void> {
+  await writeFile(join(project, 'consumer.ts'), consumerTs);
+  await run(
+    'node',
+    [
+      tsc,
+      '--noEmit',
+      '--strict',
+      '--target',
+      'es2022',
+      '--module',
+      module,
+      '--moduleResolution',
+      moduleResolution,
+      '--types',
+      'node',
+      '--typeRoots',
+      join(repo, 'node_modules', '@types'),
+      'consumer.ts',
+    ],
+    { cwd: project },
+  );
+}
+
+describe('the packed package', () => {
+  it('is required from a CommonJS file', async () => {
+    await writeFile(
+      join(project, 'consumer.cjs'),
+      `const { EventCoalescer, createMemorySnapshotStore } = require('event-coalescer');
+const store = createMemorySnapshotStore();
+const coalescer = new EventCoalescer(store, { canCreate: () => true });
+coalescer.enqueue('ws-1', { a: 1 }, 'cjs', { immediate: true });
+console.log(JSON.stringify(store.getByWorkspaceId('ws-1').fields));`,
+    );
+    const { stdout } = await run('node', ['consumer.cjs'], { cwd: project });
+    expect(stdout.trim()).toBe('{"a":1}');
+  });
+
+  it('is imported from an ES module file', async () => {
+    await writeFile(
+      join(project, 'consumer.mjs'),
+      `import { EventCoalescer, createMemorySnapshotStore, WORKSPACE_IDLE } from 'event-coalescer';
+const store = createMemorySnapshotStore();
+const coalescer = new EventCoalescer(store, { canCreate: () => true });
+coalescer.enqueue('ws-1', { a: 2 }, 'esm', { immediate: true });
+console.log(JSON.stringify(store.getByWorkspaceId('ws-1').fields), WORKSPACE_IDLE);`,
+    );
+    const { stdout } = await run('node', ['consumer.mjs'], { cwd: project });
+    expect(stdout.trim()).toBe('{"a":2} workspace_idle');
+  });
+
+  it('type-checks under moduleResolution node16', async () => {
+    await expect(typecheck('node16', 'node16')).resolves.toBeUndefined();
+  }, 60_000);
+
+  it('type-checks under moduleResolution bundler', async () => {
+    await expect(typecheck('esnext', 'bundler')).resolves.toBeUndefined();
+  }, 60_000);
+
+  it('ships no runtime dependencies and only what users need', async () => {
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: repo });
+    const [packed] = JSON.parse(stdout) as [{ files: { path: string }[] }];
+    const paths = packed.files.map((file) => file.path).sort();
+    expect(
+      paths.every((path) => /^(dist\/|README\.md|LICENSE|CHANGELOG\.md|package\.json)/.test(path)),
+    ).toBe(true);
+    const manifest = JSON.parse(
+      (await run('node', ['-p', 'JSON.stringify(require("./package.json"))'], { cwd: repo }))
+        .stdout,
+    ) as { dependencies?: Record<string, string> };
+    expect(manifest.dependencies ?? {}).toEqual({});
+  });
+});

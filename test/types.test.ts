@@ -1,0 +1,115 @@
+/**
+ * Type tests: checked by `npm run typecheck` (tsc over test/), where a wrong type or a
+ * `@ts-expect-error` that is not an error fails the run.
+ */
+import { EventEmitter } from 'node:events';
+import { describe, expectTypeOf, it } from 'vitest';
+import {
+  type CoalescerOptions,
+  createEventCollector,
+  createMemorySnapshotStore,
+  type ErrorContext,
+  EventCoalescer,
+  type PatchSource,
+  type SnapshotEntry,
+  type WorkspaceSnapshotFields,
+  workspaceSnapshotSources,
+} from '../src/index.js';
+
+interface Board {
+  title: string;
+  count: number;
+  archivedAt: Date | null;
+}
+
+describe('types', () => {
+  it('checks field names and value types of EventCoalescer<F>', () => {
+    const store = createMemorySnapshotStore<Board>();
+    const coalescer = new EventCoalescer<Board>(store);
+    coalescer.enqueue('ws-1', { title: 'x', count: undefined }, 's');
+    coalescer.enqueue('ws-1', { archivedAt: null }, 's');
+    // @ts-expect-error: not a field of Board
+    coalescer.enqueue('ws-1', { titel: 'x' }, 's');
+    // @ts-expect-error: count is a number
+    coalescer.enqueue('ws-1', { count: 'many' }, 's');
+    expectTypeOf(store.getByWorkspaceId('ws-1')).toEqualTypeOf<SnapshotEntry<Board> | undefined>();
+  });
+
+  it('infers the fields type from a typed store', () => {
+    const coalescer = new EventCoalescer(createMemorySnapshotStore<Board>());
+    expectTypeOf(coalescer).toEqualTypeOf<EventCoalescer<Board>>();
+    // @ts-expect-error: not a field of Board
+    coalescer.enqueue('ws-1', { nope: 1 }, 's');
+  });
+
+  it('accepts any field without a type argument', () => {
+    const coalescer = new EventCoalescer(createMemorySnapshotStore());
+    coalescer.enqueue('ws-1', { anything: 1, goes: [1] }, 's');
+  });
+
+  it('requires a source map to return fields of the collector type', () => {
+    const emitter = new EventEmitter();
+    const good: PatchSource<Board> = {
+      emitter,
+      event: 'x',
+      map: (id: string) => ({ workspaceId: id, fields: { count: 1 } }),
+    };
+    const bad: PatchSource<Board> = {
+      emitter,
+      event: 'x',
+      // @ts-expect-error: count is a number
+      map: (id: string) => ({ workspaceId: id, fields: { count: 'one' } }),
+    };
+    createEventCollector<Board>({
+      store: createMemorySnapshotStore<Board>(),
+      sources: [good, bad],
+    });
+  });
+
+  it('types the workspace preset by WorkspaceSnapshotFields', () => {
+    const emitter = new EventEmitter();
+    const domains = {
+      workspaceStateMachine: emitter,
+      prSnapshotService: emitter,
+      ratchetService: emitter,
+      runScriptStateMachine: emitter,
+      workspaceActivityService: emitter,
+    };
+    expectTypeOf(workspaceSnapshotSources(domains)).toEqualTypeOf<
+      PatchSource<WorkspaceSnapshotFields>[]
+    >();
+    const misspelled: PatchSource<WorkspaceSnapshotFields> = {
+      emitter,
+      event: 'workspace_active',
+      // @ts-expect-error: isWorkin is not a snapshot field
+      map: (id: string) => ({ workspaceId: id, fields: { isWorkin: true } }),
+    };
+    expectTypeOf(misspelled).toEqualTypeOf<PatchSource<WorkspaceSnapshotFields>>();
+  });
+
+  it('discriminates onError context by operation', () => {
+    const onError = (_error: unknown, context: ErrorContext<Board>) => {
+      if (context.operation === 'upsert') {
+        expectTypeOf(context.fields).toEqualTypeOf<
+          Partial<{ [K in keyof Board]: Board[K] | undefined }>
+        >();
+        expectTypeOf(context.workspaceId).toEqualTypeOf<string>();
+      } else if (context.operation === 'remove') {
+        expectTypeOf(context).toEqualTypeOf<{ operation: 'remove'; workspaceId: string }>();
+        // @ts-expect-error: a removal carries no fields
+        void context.fields;
+      } else if (context.operation === 'map') {
+        expectTypeOf(context.workspaceId).toEqualTypeOf<string | undefined>();
+      }
+    };
+    new EventCoalescer<Board>(createMemorySnapshotStore<Board>(), { onError });
+  });
+
+  it('keeps options exactOptionalPropertyTypes-clean', () => {
+    const options: CoalescerOptions = { windowMs: 10 };
+    // @ts-expect-error: an absent option is omitted, not undefined
+    const explicit: CoalescerOptions = { windowMs: undefined };
+    expectTypeOf(options).toEqualTypeOf<CoalescerOptions>();
+    void explicit;
+  });
+});
