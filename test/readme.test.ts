@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const repo = resolve(import.meta.dirname, '..');
+const workDir = join(repo, '.tmp', 'readme');
+
+/** Names the README's snippets use without defining them, declared for the type check. */
+const ambient: Record<string, string> = {
+  EventEmitter: "import { EventEmitter } from 'node:events';",
+  EventCoalescer: "import { EventCoalescer } from 'event-coalescer';",
+  createEventCollector: "import { createEventCollector } from 'event-coalescer';",
+  createMemorySnapshotStore: "import { createMemorySnapshotStore } from 'event-coalescer';",
+  store: "declare const store: import('event-coalescer').SnapshotStore;",
+  domains: "declare const domains: import('event-coalescer').WorkspaceDomains;",
+  sources: "declare const sources: import('event-coalescer').Source[];",
+  handler: "declare const handler: import('node:http').RequestListener;",
+  githubWebhooks: "declare const githubWebhooks: import('node:events').EventEmitter;",
+  fetchPullRequest:
+    'declare function fetchPullRequest(id: string, options: { signal: AbortSignal }): Promise<{ number: number; state: string }>;',
+};
+
+function snippets(readme: string): string[] {
+  return [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1] as string);
+}
+
+/** Prepends what a snippet uses but neither imports nor declares itself. */
+function withAmbient(snippet: string): string {
+  const own = new Set(
+    [...snippet.matchAll(/\b(?:import\s+(?:type\s+)?(\w+)|(?:const|let|function)\s+(\w+))/g)]
+      .flatMap((m) => [m[1], m[2]])
+      .concat(
+        [...snippet.matchAll(/import\s*{([^}]*)}/g)].flatMap((m) =>
+          (m[1] ?? '').split(',').map((n) =>
+            n
+              .trim()
+              .split(/\s+as\s+/)
+              .pop(),
+          ),
+        ),
+      )
+      .filter((name): name is string => Boolean(name)),
+  );
+  const prelude = Object.entries(ambient)
+    .filter(([name]) => !own.has(name) && new RegExp(`\\b${name}\\b`).test(snippet))
+    .map(([, line]) => line);
+  return `${prelude.join('\n')}\n${snippet}\nexport {};\n`;
+}
+
+describe('README', () => {
+  it('has TypeScript snippets that type-check against the package', async () => {
+    const readme = await readFile(join(repo, 'README.md'), 'utf8');
+    const blocks = snippets(readme);
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { recursive: true });
+    const files = await Promise.all(
+      blocks.map(async (block, index) => {
+        const file = `snippet-${index + 1}.ts`;
+        await writeFile(join(workDir, file), withAmbient(block));
+        return file;
+      }),
+    );
+    await writeFile(
+      join(workDir, 'tsconfig.json'),
+      JSON.stringify({
+        extends: '../../tsconfig.json',
+        include: files,
+        compilerOptions: { noUnusedLocals: false },
+      }),
+    );
+    const result = await run('node', [
+      join(repo, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      workDir,
+    ]).then(
+      () => '',
+      (error: { stdout?: string }) => error.stdout ?? String(error),
+    );
+    expect(result).toBe('');
+  }, 60_000);
+});
