@@ -1,0 +1,395 @@
+/**
+ * Model-based property tests: random command sequences against a reference model.
+ * PROPERTY_RUNS=5000 npm test -- properties   runs more than the default 500 per property.
+ */
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  createMemorySnapshotStore,
+  EventCoalescer,
+  type Fields,
+  type Patch,
+  type SnapshotStore,
+} from '../src/index.js';
+
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 500);
+const WINDOW_MS = 100;
+const MAX_WAIT_MS = 250;
+const WORKSPACES = ['a', 'b', 'c'] as const;
+const SOURCES = ['s1', 's2', 's3'] as const;
+
+type Command =
+  | { kind: 'enqueue'; ws: string; fields: Patch; source: string; immediate: boolean }
+  | { kind: 'remove'; ws: string }
+  | { kind: 'flush'; ws: string }
+  | { kind: 'flushAll' }
+  | { kind: 'advance'; ms: number }
+  | { kind: 'settle'; call: number; ok: boolean }
+  | { kind: 'throwNext' };
+
+const fieldValue = fc.oneof(
+  fc.integer({ min: 0, max: 9 }),
+  fc.constant(null),
+  fc.constant(undefined),
+);
+const fieldsArb = fc.record(
+  { x: fieldValue, y: fieldValue, z: fieldValue },
+  { requiredKeys: [] },
+) as fc.Arbitrary<Patch>;
+const ws = fc.constantFrom(...WORKSPACES);
+
+const enqueue = fc.record({
+  kind: fc.constant('enqueue' as const),
+  ws,
+  fields: fieldsArb,
+  source: fc.constantFrom(...SOURCES),
+  immediate: fc.boolean(),
+});
+const syncCommand: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 6, arbitrary: enqueue },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), ws }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('flush' as const), ws }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('flushAll' as const) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('advance' as const),
+      ms: fc.integer({ min: 0, max: 300 }),
+    }),
+  },
+);
+const asyncCommand: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 8, arbitrary: syncCommand },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('settle' as const),
+      call: fc.nat(5),
+      ok: fc.boolean(),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('throwNext' as const) }) },
+);
+
+/** Resolves promise callbacks; fake timers do not touch microtasks. */
+async function microtasks(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+/** A memory store behind calls that stay in flight until a command settles them. */
+function asyncFaultyStore() {
+  const memory = createMemorySnapshotStore();
+  const inFlight = new Map<string, number>();
+  let overlap = false;
+  let throwNext = false;
+  const calls: Array<{ settle(ok: boolean): void }> = [];
+  const landed: Array<{ ws: string; fields: Patch }> = [];
+  const call = (ws: string, apply: () => void, fields?: Patch): Promise<void> => {
+    if (throwNext) {
+      throwNext = false;
+      throw new Error('synchronous store failure');
+    }
+    const now = (inFlight.get(ws) ?? 0) + 1;
+    inFlight.set(ws, now);
+    if (now > 1) overlap = true;
+    return new Promise<void>((resolve, reject) => {
+      calls.push({
+        settle(ok) {
+          inFlight.set(ws, (inFlight.get(ws) ?? 1) - 1);
+          if (ok) {
+            apply();
+            if (fields !== undefined) landed.push({ ws, fields });
+            resolve();
+          } else {
+            reject(new Error('store failure'));
+          }
+        },
+      });
+    });
+  };
+  const store: SnapshotStore = {
+    upsert: (id, fields, source) =>
+      call(id, () => memory.upsert(id, fields, source), { ...fields }),
+    getByWorkspaceId: (id) => memory.getByWorkspaceId(id),
+    remove: (id) => call(id, () => memory.remove(id)),
+  };
+  return {
+    store,
+    memory,
+    landed,
+    get overlap() {
+      return overlap;
+    },
+    throwNext() {
+      throwNext = true;
+    },
+    settle(index: number, ok: boolean) {
+      if (calls.length === 0) return;
+      const [picked] = calls.splice(index % calls.length, 1);
+      picked?.settle(ok);
+    },
+    settleAll() {
+      for (const pending of calls.splice(0)) pending.settle(true);
+    },
+    get pendingCalls() {
+      return calls.length;
+    },
+  };
+}
+
+/** Applies every accepted patch in acceptance order; removal clears. */
+class Model {
+  readonly state = new Map<string, Fields>();
+  enqueue(ws: string, fields: Patch): void {
+    const current = this.state.get(ws) ?? {};
+    for (const [key, value] of Object.entries(fields))
+      if (value !== undefined) current[key] = value;
+    this.state.set(ws, current);
+  }
+  remove(ws: string): void {
+    this.state.delete(ws);
+  }
+}
+
+/** Runs commands against a coalescer over the async, faulty store. */
+async function runAsync(commands: Command[], attempts: number) {
+  const faulty = asyncFaultyStore();
+  const reported: Array<{ ws: string; fields: Patch }> = [];
+  const coalescer = new EventCoalescer(faulty.store, {
+    windowMs: WINDOW_MS,
+    maxWaitMs: MAX_WAIT_MS,
+    canCreate: () => true,
+    retry: { attempts, delayMs: 50 },
+    onError: (_error, context) => {
+      if (context.operation === 'upsert')
+        reported.push({ ws: context.workspaceId, fields: { ...context.fields } });
+    },
+  });
+  const model = new Model();
+  const tags: Array<{ ws: string; tag: string; removedAfter: boolean }> = [];
+  let tag = 0;
+  for (const command of commands) {
+    switch (command.kind) {
+      case 'enqueue': {
+        const t = `t${tag++}`;
+        tags.push({ ws: command.ws, tag: t, removedAfter: false });
+        const fields = { ...command.fields, [t]: true };
+        model.enqueue(command.ws, fields);
+        coalescer.enqueue(command.ws, fields, command.source, { immediate: command.immediate });
+        break;
+      }
+      case 'remove':
+        model.remove(command.ws);
+        for (const entry of tags) if (entry.ws === command.ws) entry.removedAfter = true;
+        void coalescer.remove(command.ws);
+        break;
+      case 'flush':
+        void coalescer.flush(command.ws);
+        break;
+      case 'flushAll':
+        void coalescer.flushAll();
+        break;
+      case 'advance':
+        await vi.advanceTimersByTimeAsync(command.ms);
+        break;
+      case 'settle':
+        faulty.settle(command.call, command.ok);
+        await microtasks();
+        break;
+      case 'throwNext':
+        faulty.throwNext();
+        break;
+    }
+  }
+  // Drain: every call answers, every back-off is cut short, until nothing is left.
+  for (let round = 0; round < 100; round++) {
+    void coalescer.flushAll();
+    faulty.settleAll();
+    await microtasks();
+    if (
+      faulty.pendingCalls === 0 &&
+      coalescer.pendingCount === 0 &&
+      coalescer.stats().inFlight === 0
+    )
+      break;
+  }
+  return { faulty, coalescer, model, reported, tags };
+}
+
+/** Runs commands against a synchronous store that never fails, checking every write's timing. */
+function runSync(commands: Command[]) {
+  const violations: string[] = [];
+  const pending = new Map<string, { firstAt: number; lastAt: number; sources: string[] }>();
+  let explicit = new Set<string>();
+  const maxPending = 2;
+  const store: SnapshotStore = {
+    upsert(id, _fields, source) {
+      const now = Date.now();
+      const model = pending.get(id);
+      if (model === undefined) {
+        violations.push(`write of ${id} at ${now} with nothing pending`);
+        return;
+      }
+      const due = Math.min(model.lastAt + WINDOW_MS, model.firstAt + MAX_WAIT_MS);
+      if (!explicit.has(id) && now !== due)
+        violations.push(`write of ${id} at ${now}, due at ${due}`);
+      const expectedLabel = [...new Set(model.sources)].join('+');
+      if (source !== expectedLabel)
+        violations.push(`label of ${id} was ${source}, expected ${expectedLabel}`);
+      pending.delete(id);
+    },
+    getByWorkspaceId: () => ({}),
+    remove: () => {},
+  };
+  const coalescer = new EventCoalescer(store, {
+    windowMs: WINDOW_MS,
+    maxWaitMs: MAX_WAIT_MS,
+    maxPending,
+    canCreate: () => true,
+  });
+  const expectWritesOf = (ids: Iterable<string>, act: () => void): void => {
+    explicit = new Set(ids);
+    act();
+    explicit = new Set();
+  };
+  for (const command of commands) {
+    const now = Date.now();
+    switch (command.kind) {
+      case 'enqueue': {
+        const model = pending.get(command.ws);
+        const evicted: string[] = [];
+        if (model === undefined) {
+          pending.set(command.ws, { firstAt: now, lastAt: now, sources: [command.source] });
+          if (pending.size > maxPending) evicted.push(pending.keys().next().value as string);
+        } else {
+          model.lastAt = now;
+          model.sources.push(command.source);
+        }
+        if (command.immediate) evicted.push(command.ws);
+        expectWritesOf(evicted, () =>
+          coalescer.enqueue(command.ws, command.fields, command.source, {
+            immediate: command.immediate,
+          }),
+        );
+        break;
+      }
+      case 'remove':
+        pending.delete(command.ws);
+        void coalescer.remove(command.ws);
+        break;
+      case 'flush':
+        expectWritesOf([command.ws], () => void coalescer.flush(command.ws));
+        break;
+      case 'flushAll':
+        expectWritesOf(pending.keys(), () => void coalescer.flushAll());
+        break;
+      case 'advance': {
+        vi.advanceTimersByTime(command.ms);
+        const at = Date.now();
+        for (const [id, model] of pending) {
+          const due = Math.min(model.lastAt + WINDOW_MS, model.firstAt + MAX_WAIT_MS);
+          if (due <= at) violations.push(`${id} due at ${due} still pending at ${at}`);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    if (pending.size !== coalescer.pendingCount) {
+      violations.push(`model has ${pending.size} pending, coalescer ${coalescer.pendingCount}`);
+    }
+  }
+  return violations;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const commandsOf = (arbitrary: fc.Arbitrary<Command>) => fc.array(arbitrary, { maxLength: 40 });
+
+describe('EventCoalescer properties', () => {
+  it('1. once drained, the store equals the model for every workspace', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+        const { faulty, model } = await runAsync(commands, 1000);
+        for (const id of WORKSPACES) {
+          expect(faulty.memory.getByWorkspaceId(id)?.fields).toEqual(model.state.get(id));
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('2. never has two store calls in flight for one workspace', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+        const { faulty } = await runAsync(commands, 3);
+        expect(faulty.overlap).toBe(false);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('3. every accepted patch lands or is reported once, never both, never neither', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+        const { faulty, reported, tags } = await runAsync(commands, 2);
+        for (const { ws: id, tag, removedAfter } of tags) {
+          const landed = faulty.landed.filter(
+            (write) => write.ws === id && tag in write.fields,
+          ).length;
+          const given = reported.filter(
+            (report) => report.ws === id && tag in report.fields,
+          ).length;
+          if (removedAfter) expect(landed + given, `${tag} of ${id}`).toBeLessThanOrEqual(1);
+          else expect(landed + given, `${tag} of ${id}`).toBe(1);
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('4. with a synchronous store, writes every patch exactly when it is due', () => {
+    fc.assert(
+      fc.property(commandsOf(syncCommand), (commands) => {
+        expect(runSync(commands)).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('5. never resurrects a removed workspace with a write pending or in flight at its removal', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+        const { faulty } = await runAsync(commands, 3);
+        const lastEnqueue = new Map<string, number>();
+        const lastRemove = new Map<string, number>();
+        commands.forEach((command, index) => {
+          if (command.kind === 'enqueue') lastEnqueue.set(command.ws, index);
+          if (command.kind === 'remove') lastRemove.set(command.ws, index);
+        });
+        for (const id of WORKSPACES) {
+          if ((lastRemove.get(id) ?? -1) > (lastEnqueue.get(id) ?? -1) && lastRemove.has(id)) {
+            expect(faulty.memory.getByWorkspaceId(id)).toBeUndefined();
+          }
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('6. writes source labels without duplicates, in first-seen order', () => {
+    // runSync checks every label against the first-seen order of the sources since the last write.
+    fc.assert(
+      fc.property(commandsOf(syncCommand), (commands) => {
+        const labels = runSync(commands).filter((violation) => violation.startsWith('label'));
+        expect(labels).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
