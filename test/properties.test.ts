@@ -201,18 +201,16 @@ async function runAsync(commands: Command[], attempts: number) {
         break;
     }
   }
-  // Drain: every call answers, every back-off is cut short, until nothing is left.
-  for (let round = 0; round < 100; round++) {
-    void coalescer.flushAll();
+  // Drain: close() flushes and cuts every back-off short; every store call now answers.
+  let closed = false;
+  const closing = coalescer.close().then(() => {
+    closed = true;
+  });
+  for (let round = 0; round < 1000 && !closed; round++) {
     faulty.settleAll();
     await microtasks();
-    if (
-      faulty.pendingCalls === 0 &&
-      coalescer.pendingCount === 0 &&
-      coalescer.stats().inFlight === 0
-    )
-      break;
   }
+  await closing;
   return { faulty, coalescer, model, reported, tags };
 }
 
