@@ -1,0 +1,7 @@
+export {
+  createRedisSnapshotStore,
+  type RedisClient,
+  type RedisSnapshotStore,
+  type RedisStoreOptions,
+  type RedisSubscriber,
+} from './redis-store.js';

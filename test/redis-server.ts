@@ -1,0 +1,122 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+
+/** A private `redis-server` on a free loopback port, persistence off. */
+export interface RedisServer {
+  port: number;
+  url: string;
+  /** A connected client with fast failure: no offline queue, one retry per request. */
+  client(): Promise<Redis>;
+  stop(): Promise<void>;
+  /** Kills the server (an outage); `up` starts it again on the same port. */
+  down(): Promise<void>;
+  up(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+function assertInstalled(): void {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error(
+      'redis-server is not installed: `apt-get install -y redis-server` (.ci/run does this when it is missing)',
+    );
+  }
+}
+
+async function waitForPing(port: number): Promise<void> {
+  const probe = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on('error', () => {});
+  try {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await probe.connect();
+        await probe.ping();
+        return;
+      } catch {
+        probe.disconnect();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    throw new Error(`redis-server did not answer on port ${port}`);
+  } finally {
+    probe.disconnect();
+  }
+}
+
+export async function startRedisServer(): Promise<RedisServer> {
+  assertInstalled();
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const clients = new Set<Redis>();
+  const launch = async (): Promise<void> => {
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--protected-mode',
+        'yes',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForPing(port);
+  };
+  const halt = async (): Promise<void> => {
+    const running = child;
+    child = undefined;
+    if (running === undefined || running.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      running.once('exit', () => resolve());
+      running.kill('SIGKILL');
+    });
+  };
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async client() {
+      const client = new Redis({
+        port,
+        host: '127.0.0.1',
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: false,
+        retryStrategy: (times) => Math.min(times * 50, 500),
+      });
+      client.on('error', () => {});
+      clients.add(client);
+      if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve));
+      return client;
+    },
+    async stop() {
+      for (const client of clients) client.disconnect();
+      clients.clear();
+      await halt();
+    },
+    down: halt,
+    up: launch,
+  };
+}

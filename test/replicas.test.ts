@@ -1,0 +1,92 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisSnapshotStore } from '../src/redis.js';
+import { type RedisServer, startRedisServer } from './redis-server.js';
+
+let server: RedisServer;
+
+beforeAll(async () => {
+  server = await startRedisServer();
+}, 30_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+interface Message {
+  type: string;
+  [key: string]: unknown;
+}
+
+/** A child process speaking the fixtures' IPC protocol. */
+function spawnFixture(file: string, args: string[]) {
+  const child: ChildProcess = fork(join(import.meta.dirname, 'fixtures', file), args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = (type: string) =>
+    new Promise<Message>((resolve, reject) => {
+      const onMessage = (message: Message) => {
+        if (message.type !== type) return;
+        child.off('message', onMessage);
+        resolve(message);
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code) => reject(new Error(`${file} exited with ${code} before ${type}`)));
+    });
+  return { child, next, send: (message: object) => child.send(message) };
+}
+
+describe('two replicas on one Redis', () => {
+  it('converge on one snapshot, and a third process sees every change', async () => {
+    const prefix = 'replicas:';
+    const workspaces = Array.from({ length: 20 }, (_, i) => `ws-${i}`);
+    const watcher = spawnFixture('subscriber.ts', [server.url, prefix]);
+    const a = spawnFixture('replica.ts', [server.url, 'a', prefix]);
+    const b = spawnFixture('replica.ts', [server.url, 'b', prefix]);
+    await Promise.all([watcher.next('ready'), a.next('ready'), b.next('ready')]);
+
+    // Phase 1: interleaved events for overlapping workspaces; A archives five of them.
+    const ranA = a.next('ran');
+    const ranB = b.next('ran');
+    a.send({ type: 'run', workspaces, events: 300, archive: workspaces.slice(0, 5) });
+    b.send({ type: 'run', workspaces: workspaces.slice(5), events: 300 });
+    await Promise.all([ranA, ranB]);
+    // Phase 2: both write again, B now also to an archived workspace, which comes back.
+    const again = [a.next('ran'), b.next('ran')];
+    a.send({ type: 'run', workspaces: workspaces.slice(5, 15), events: 100 });
+    b.send({ type: 'run', workspaces: ['ws-0', ...workspaces.slice(10)], events: 100 });
+    await Promise.all(again);
+
+    const stoppedA = a.next('stopped');
+    const stoppedB = b.next('stopped');
+    a.send({ type: 'stop' });
+    b.send({ type: 'stop' });
+    const [lastA, lastB] = (await Promise.all([stoppedA, stoppedB])).map(
+      (message) => message.last as Record<string, Record<string, unknown>>,
+    );
+
+    // The model: each replica owns its fields; archived workspaces lost A's fields.
+    const model: Record<string, Record<string, unknown>> = {};
+    for (const last of [lastA, lastB]) {
+      for (const [id, fields] of Object.entries(last ?? {}))
+        model[id] = { ...model[id], ...fields };
+    }
+    const client = await server.client();
+    const reader = createRedisSnapshotStore(client, { prefix });
+    const snapshot = Object.fromEntries(
+      (await reader.getAll()).map((entry) => [entry.workspaceId, entry.fields]),
+    );
+    expect(snapshot).toEqual(model);
+    expect(Object.keys(snapshot)).not.toContain('ws-1');
+    expect(Object.keys(snapshot)).toContain('ws-0');
+
+    const stoppedWatcher = watcher.next('stopped');
+    watcher.send({ type: 'stop' });
+    const seen = await stoppedWatcher;
+    expect(seen.state).toEqual(snapshot);
+    expect(seen.changes as number).toBeGreaterThan(20);
+    await reader.close();
+    client.disconnect();
+  }, 60_000);
+});

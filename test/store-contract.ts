@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import type { Fields, Patch, SnapshotChange, SnapshotEntry } from '../src/index.js';
+
+/** What the contract needs of a store: the memory store and the Redis store both fit. */
+export interface ContractStore {
+  upsert(workspaceId: string, fields: Patch, source: string, timestamp?: number): unknown;
+  getByWorkspaceId(
+    workspaceId: string,
+  ): SnapshotEntry | undefined | Promise<SnapshotEntry | undefined>;
+  remove(workspaceId: string, timestamp?: number): unknown;
+  getAll(): SnapshotEntry[] | Promise<SnapshotEntry[]>;
+  subscribe(
+    listener: (change: SnapshotChange<Fields>) => void,
+  ): (() => void) & { ready?: Promise<void> };
+}
+
+/** Waits for a condition that a change feed makes true, sooner or later. */
+export async function eventually(check: () => unknown, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+/** The store contract, one suite for every store; `fresh` gives an empty store. */
+export function describeStoreContract(name: string, fresh: () => Promise<ContractStore>): void {
+  describe(`${name}: store contract`, () => {
+    it('creates an entry on first write with version 1', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { status: 'READY' }, 'event:a', 1234);
+      expect(await store.getByWorkspaceId('ws-1')).toEqual({
+        workspaceId: 'ws-1',
+        fields: { status: 'READY' },
+        version: 1,
+        source: 'event:a',
+        updatedAt: 1234,
+      });
+    });
+
+    it('merges: later values win, undefined skipped, null kept, version bumped', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 1, b: 2 }, 's');
+      await store.upsert('ws-1', { a: undefined, b: null, c: 3 }, 't');
+      expect(await store.getByWorkspaceId('ws-1')).toMatchObject({
+        fields: { a: 1, b: null, c: 3 },
+        version: 2,
+        source: 't',
+      });
+    });
+
+    it('round-trips null, 0, false, strings and nested objects exactly', async () => {
+      const store = await fresh();
+      const fields = {
+        zero: 0,
+        no: false,
+        none: null,
+        text: 'x"y',
+        nested: { list: [1, { deep: true }], n: -1.5 },
+      };
+      await store.upsert('ws-1', fields, 's');
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual(fields);
+    });
+
+    it('hands out copies: a later write does not change an entry read before', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 1 }, 's');
+      const before = await store.getByWorkspaceId('ws-1');
+      await store.upsert('ws-1', { a: 2 }, 's');
+      expect(before?.fields).toEqual({ a: 1 });
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 2 });
+    });
+
+    it('keeps prototype keys as plain data', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', JSON.parse('{"__proto__": {"x": 1}, "constructor": 2}'), 's');
+      const fields = (await store.getByWorkspaceId('ws-1'))?.fields as Record<string, unknown>;
+      expect(Object.getPrototypeOf(fields)).toBe(Object.prototype);
+      expect(Object.keys(fields).sort()).toEqual(['__proto__', 'constructor']);
+      expect(({} as Record<string, unknown>).x).toBeUndefined();
+    });
+
+    it('emits upserts with the changed fields and removals with the previous entry', async () => {
+      const store = await fresh();
+      const changes: SnapshotChange[] = [];
+      const unsubscribe = store.subscribe((change) => changes.push(change));
+      await unsubscribe.ready;
+      await store.upsert('ws-1', { a: 1, b: 1 }, 's');
+      await store.upsert('ws-1', { a: 1, b: 2 }, 's');
+      await store.remove('ws-1');
+      await eventually(() => expect(changes).toHaveLength(3));
+      expect(changes.map((change) => change.type)).toEqual(['upsert', 'upsert', 'remove']);
+      expect(changes[1]).toMatchObject({
+        workspaceId: 'ws-1',
+        changed: ['b'],
+        entry: { version: 2, fields: { a: 1, b: 2 } },
+      });
+      expect(changes[2]).toMatchObject({
+        workspaceId: 'ws-1',
+        previous: { fields: { a: 1, b: 2 } },
+      });
+      unsubscribe();
+    });
+
+    it('stays silent and keeps the version for a write that changes nothing, and for an unknown removal', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 1, b: null }, 's');
+      const changes: SnapshotChange[] = [];
+      const unsubscribe = store.subscribe((change) => changes.push(change));
+      await unsubscribe.ready;
+      await store.upsert('ws-1', { a: 1, b: null, c: undefined }, 'other');
+      await store.remove('nobody');
+      await store.upsert('marker', { done: true }, 's');
+      await eventually(() => expect(changes).toHaveLength(1));
+      expect(changes[0]?.workspaceId).toBe('marker');
+      expect(await store.getByWorkspaceId('ws-1')).toMatchObject({ version: 1, source: 's' });
+      unsubscribe();
+    });
+
+    it('lists every entry with getAll', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 1 }, 's');
+      await store.upsert('ws-2', { a: 2 }, 's');
+      await store.remove('ws-2');
+      await store.upsert('ws-3', { a: 3 }, 's');
+      const all = await store.getAll();
+      expect(all.map((entry) => [entry.workspaceId, entry.fields]).sort()).toEqual([
+        ['ws-1', { a: 1 }],
+        ['ws-3', { a: 3 }],
+      ]);
+    });
+
+    it('with timestamps, overwrites a field only with a newer write, keeping fields an older write alone carries', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 'new', b: 'new' }, 's', 20);
+      await store.upsert('ws-1', { a: 'old', c: 'only-old' }, 's', 10);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({
+        a: 'new',
+        b: 'new',
+        c: 'only-old',
+      });
+    });
+
+    it('with timestamps, keeps both writers’ fields', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { status: 'READY' }, 'replica-a', 10);
+      await store.upsert('ws-1', { isWorking: true }, 'replica-b', 11);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({
+        status: 'READY',
+        isWorking: true,
+      });
+    });
+
+    it('with timestamps, ignores a write not newer than the removal', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 1 }, 's', 10);
+      await store.remove('ws-1', 20);
+      await store.upsert('ws-1', { a: 2 }, 's', 15);
+      await store.upsert('ws-1', { a: 3 }, 's', 20);
+      expect(await store.getByWorkspaceId('ws-1')).toBeUndefined();
+      await store.upsert('ws-1', { a: 4 }, 's', 21);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 4 });
+    });
+  });
+}
