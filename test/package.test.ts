@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -32,6 +32,7 @@ afterAll(async () => {
 
 const consumerTs = `
 import { EventEmitter } from 'node:events';
+import { createRedisSnapshotStore } from 'event-coalescer/redis';
 import {
   createEventCollector,
   createMemorySnapshotStore,
@@ -55,6 +56,7 @@ const collector = createEventCollector({
   }),
 });
 export const done: Promise<void> = collector.stop();
+export const redisFactory: typeof createRedisSnapshotStore = createRedisSnapshotStore;
 `;
 
 async function typecheck(module: string, moduleResolution: string): Promise<void> {
@@ -106,6 +108,24 @@ console.log(JSON.stringify(store.getByWorkspaceId('ws-1').fields), WORKSPACE_IDL
     );
     const { stdout } = await run('node', ['consumer.mjs'], { cwd: project });
     expect(stdout.trim()).toBe('{"a":2} workspace_idle');
+  });
+
+  it('serves the Redis store from event-coalescer/redis, without ioredis installed', async () => {
+    await writeFile(
+      join(project, 'redis.cjs'),
+      `const { createRedisSnapshotStore } = require('event-coalescer/redis');
+import('event-coalescer/redis').then((esm) => console.log(typeof createRedisSnapshotStore, typeof esm.createRedisSnapshotStore));`,
+    );
+    const { stdout } = await run('node', ['redis.cjs'], { cwd: project });
+    expect(stdout.trim()).toBe('function function');
+  });
+
+  it('keeps Redis out of the package root', async () => {
+    const root = join(project, 'node_modules', 'event-coalescer', 'dist');
+    for (const file of ['index.js', 'index.cjs']) {
+      const source = await readFile(join(root, file), 'utf8');
+      expect(source).not.toMatch(/ioredis|redis-store|evalsha/);
+    }
   });
 
   it('type-checks under moduleResolution node16', async () => {
