@@ -1,6 +1,7 @@
 /**
  * A simulated host: five domain emitters produce realistic bursts for N workspaces, wired
- * through configureEventCollector + workspaceSnapshotSources + the memory store. Prints one
+ * through configureEventCollector + workspaceSnapshotSources + the memory store (or Redis, with
+ * --redis URL). Prints one
  * line per store change and a summary on exit.
  *
  *   npm start -- --workspaces 20 --rate 200 --duration 10 --window 150
@@ -21,6 +22,8 @@ import {
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
 } from 'event-coalescer';
+import { createRedisSnapshotStore } from 'event-coalescer/redis';
+import { Redis } from 'ioredis';
 
 const usage = `Usage: npm start -- [options]
 
@@ -28,6 +31,7 @@ const usage = `Usage: npm start -- [options]
   --rate N         domain events per second, all workspaces together (default 200)
   --duration S     seconds to run; 0 runs until Ctrl-C (default 10)
   --window MS      coalescing window in milliseconds (default 150)
+  --redis URL      keep the snapshot in Redis (redis://127.0.0.1:PORT) instead of memory
   --quiet          print only the summary
   --help           show this help`;
 
@@ -53,6 +57,7 @@ function parseFlags() {
       rate: { type: 'string' },
       duration: { type: 'string' },
       window: { type: 'string' },
+      redis: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -73,6 +78,10 @@ const rate = numberFlag('rate', flags.rate, 200, 1);
 const durationS = numberFlag('duration', flags.duration, 10, 0);
 const windowMs = numberFlag('window', flags.window, 150, 0);
 const quiet = flags.quiet === true;
+const redisUrl = flags.redis;
+if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+  fail(`--redis expects a URL like redis://127.0.0.1:6380, got "${redisUrl}"`);
+}
 
 // --- the host's domains: they emit, and know nothing of the snapshot ----------------------
 const domains = {
@@ -84,7 +93,13 @@ const domains = {
 };
 
 // --- the snapshot and the collector ---------------------------------------------------------
-const store = createMemorySnapshotStore<WorkspaceSnapshotFields>();
+const redis = redisUrl === undefined ? undefined : new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+const store =
+  redis === undefined
+    ? createMemorySnapshotStore<WorkspaceSnapshotFields>()
+    : createRedisSnapshotStore<WorkspaceSnapshotFields>(redis, { prefix: 'demo:' });
+// A fresh run starts from an empty snapshot.
+for (const entry of await store.getAll()) await store.remove(entry.workspaceId);
 let nextWorkspace = 0;
 const live: string[] = [];
 /** Events emitted per workspace since its last write, and when the first of them came. */
@@ -99,7 +114,11 @@ let flushedAtShutdown = 0;
 /** The host's reconciliation seeds a workspace; the collector then keeps it current. */
 function seedWorkspace(): void {
   const workspaceId = `ws-${String(++nextWorkspace).padStart(3, '0')}`;
-  store.upsert(workspaceId, { projectId: 'demo', status: 'NEW', isWorking: false }, 'reconcile');
+  void store.upsert(
+    workspaceId,
+    { projectId: 'demo', status: 'NEW', isWorking: false },
+    'reconcile',
+  );
   live.push(workspaceId);
 }
 for (let i = 0; i < workspaceCount; i++) seedWorkspace();
@@ -243,9 +262,10 @@ async function shutdown(reason: string): Promise<void> {
       `writes out:       ${writesOut} (+ ${removals} removals)`,
       `coalescing ratio: ${ratio.toFixed(2)} events per write`,
       `latency (ms):     p50 ${percentile(sorted, 50)}  p99 ${percentile(sorted, 99)}  max ${sorted.at(-1) ?? 0}`,
-      `snapshot:         ${store.size} workspaces`,
+      `snapshot:         ${(await store.getAll()).length} workspaces${redis === undefined ? '' : ` in Redis (${redisUrl})`}`,
     ].join('\n'),
   );
+  redis?.disconnect();
 }
 
 process.once('SIGINT', () => void shutdown('SIGINT'));

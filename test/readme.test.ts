@@ -19,6 +19,7 @@ const ambient: Record<string, string> = {
   sources: "declare const sources: import('event-coalescer').Source[];",
   handler: "declare const handler: import('node:http').RequestListener;",
   githubWebhooks: "declare const githubWebhooks: import('node:events').EventEmitter;",
+  broadcast: 'declare function broadcast(change: unknown): void;',
   fetchPullRequest:
     'declare function fetchPullRequest(id: string, options: { signal: AbortSignal }): Promise<{ number: number; state: string }>;',
 };

@@ -1,5 +1,6 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, execFile, fork } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisSnapshotStore } from '../src/redis.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
@@ -89,4 +90,30 @@ describe('two replicas on one Redis', () => {
     await reader.close();
     client.disconnect();
   }, 60_000);
+});
+
+describe('the demo against Redis (npm start -- --redis URL)', () => {
+  it('keeps the snapshot in Redis and exits 0 with a summary', async () => {
+    const { stdout } = await promisify(execFile)(
+      'node',
+      [
+        '--import',
+        'tsx',
+        'examples/demo.ts',
+        '--redis',
+        server.url,
+        '--duration',
+        '1',
+        '--workspaces',
+        '4',
+        '--quiet',
+      ],
+      { timeout: 30_000 },
+    );
+    expect(stdout).toMatch(/snapshot: +\d+ workspaces in Redis/);
+    const client = await server.client();
+    const reader = createRedisSnapshotStore(client, { prefix: 'demo:' });
+    expect((await reader.getAll()).length).toBeGreaterThanOrEqual(4);
+    client.disconnect();
+  }, 30_000);
 });
