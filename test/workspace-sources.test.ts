@@ -8,6 +8,7 @@ import {
   WORKSPACE_ACTIVE,
   WORKSPACE_IDLE,
   WORKSPACE_STATE_CHANGED,
+  type WorkspaceEventNames,
   workspaceSnapshotSources,
 } from '../src/index.js';
 import { syncStore } from './helpers.js';
@@ -19,7 +20,8 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function host() {
+/** Five domain emitters wired through the preset; every workspace is known unless `known` says otherwise. */
+function host(eventNames: WorkspaceEventNames = {}, known: (id: string) => boolean = () => true) {
   const domains = {
     workspaceStateMachine: new EventEmitter(),
     prSnapshotService: new EventEmitter(),
@@ -27,8 +29,11 @@ function host() {
     runScriptStateMachine: new EventEmitter(),
     workspaceActivityService: new EventEmitter(),
   };
-  const store = syncStore();
-  const collector = createEventCollector({ store, sources: workspaceSnapshotSources(domains) });
+  const store = syncStore(known);
+  const collector = createEventCollector({
+    store,
+    sources: workspaceSnapshotSources(domains, eventNames),
+  });
   const written = () => {
     vi.advanceTimersByTime(150);
     return store.upsert.mock.calls;
@@ -163,37 +168,16 @@ describe('workspaceSnapshotSources', () => {
   });
 
   it('subscribes to overridden event names and labels writes with them', () => {
-    const domains = {
-      workspaceStateMachine: new EventEmitter(),
-      prSnapshotService: new EventEmitter(),
-      ratchetService: new EventEmitter(),
-      runScriptStateMachine: new EventEmitter(),
-      workspaceActivityService: new EventEmitter(),
-    };
-    const store = syncStore();
-    createEventCollector({
-      store,
-      sources: workspaceSnapshotSources(domains, { workspaceActive: 'busy' }),
-    });
+    const { domains, written } = host({ workspaceActive: 'busy' });
     domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, { workspaceId: 'ws-1' });
     domains.workspaceActivityService.emit('busy', { workspaceId: 'ws-2' });
-    vi.advanceTimersByTime(150);
-    expect(store.upsert.mock.calls).toEqual([['ws-2', { isWorking: true }, 'event:busy']]);
+    expect(written()).toEqual([['ws-2', { isWorking: true }, 'event:busy']]);
   });
 
   it('skips an unknown workspace without projectId, as the host reconciliation seeds it', () => {
-    const domains = {
-      workspaceStateMachine: new EventEmitter(),
-      prSnapshotService: new EventEmitter(),
-      ratchetService: new EventEmitter(),
-      runScriptStateMachine: new EventEmitter(),
-      workspaceActivityService: new EventEmitter(),
-    };
-    const store = syncStore(() => false);
-    const collector = createEventCollector({ store, sources: workspaceSnapshotSources(domains) });
+    const { domains, collector, written } = host({}, () => false);
     domains.workspaceActivityService.emit(WORKSPACE_ACTIVE, { workspaceId: 'ws-1' });
-    vi.advanceTimersByTime(150);
-    expect(store.upsert).not.toHaveBeenCalled();
+    expect(written()).toEqual([]);
     expect(collector.coalescer.stats().skipped).toBe(1);
   });
 
