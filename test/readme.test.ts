@@ -83,4 +83,38 @@ describe('README', () => {
     );
     expect(result).toBe('');
   }, 60_000);
+
+  it('has a first example that writes one merged patch per burst, as its comment says', async () => {
+    const readme = await readFile(join(repo, 'README.md'), 'utf8');
+    const [first] = snippets(readme);
+    const dir = join(workDir, 'first-example');
+    await mkdir(dir, { recursive: true });
+    // The same example, run against a memory store that records what it is given.
+    await writeFile(
+      join(dir, 'recording.ts'),
+      [
+        "import { createMemorySnapshotStore as createStore } from '../../../dist/index.js';",
+        "export { createEventCollector } from '../../../dist/index.js';",
+        'export const upserts: unknown[] = [];',
+        'export function createMemorySnapshotStore() {',
+        '  const store = createStore();',
+        '  const upsert = store.upsert;',
+        '  store.upsert = (...args) => {',
+        '    upserts.push(args.slice(0, 2));',
+        '    return upsert(...args);',
+        '  };',
+        '  return store;',
+        '}',
+      ].join('\n'),
+    );
+    const example = (first as string).replace("from 'event-coalescer'", "from './recording.ts'");
+    await writeFile(
+      join(dir, 'example.ts'),
+      `${example}\nimport { upserts } from './recording.ts';\nconsole.log(JSON.stringify(upserts));\n`,
+    );
+    const { stdout } = await run('node', ['--import', 'tsx', join(dir, 'example.ts')], {
+      cwd: repo,
+    });
+    expect(JSON.parse(stdout)).toEqual([['ws-1', { ratchetState: 'FIXING' }]]);
+  }, 30_000);
 });
