@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [--rounds N] [--only A,B,C]
+ * npm run bench [-- --quick] [--rounds N] [--only A,B,C] [--impls floor,naive,...]
  *
  * Measures every implementation in one process, several rounds in alternating order, and
  * prints medians (min–max) with ratios against the floor measured in the same process.
@@ -72,6 +72,18 @@ const percentile = (sorted: number[], p: number): number =>
 const liveTimeouts = (): number =>
   process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Waits until the timers a previous run left behind have fired (lodash's `flush()` leaves its
+ * timer running until the window ends), so that what they hold is not counted in the next run's
+ * heap baseline.
+ */
+async function settle(timersAtStart: number): Promise<void> {
+  const deadline = now() + 15_000;
+  while (liveTimeouts() > timersAtStart && now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  fullGc();
+}
 
 async function dispose(instance: Coalescing): Promise<void> {
   await instance.flushAll();
@@ -148,8 +160,34 @@ const BURST_GAP_MS = 2;
 const BURSTS_PER_KEY = 4;
 const ROUND_MS = 200;
 
+interface ScheduledEvent {
+  at: number;
+  key: number;
+  patch: number;
+}
+let builtSchedule: ScheduledEvent[] | undefined;
+/**
+ * Each key bursts once per round, at an offset spread over the round. Built once and kept, so
+ * that collecting it never lands in a design's CPU time or heap figures.
+ */
+function churnSchedule(): ScheduledEvent[] {
+  if (builtSchedule !== undefined) return builtSchedule;
+  const keys = sizes.churnKeys;
+  const built: ScheduledEvent[] = [];
+  for (let round = 0; round < BURSTS_PER_KEY; round++) {
+    for (let key = 0; key < keys; key++) {
+      const start = round * ROUND_MS + (key * (ROUND_MS - 40)) / keys;
+      for (let e = 0; e < BURST; e++) built.push({ at: start + e * BURST_GAP_MS, key, patch: e });
+    }
+  }
+  built.sort((a, b) => a.at - b.at);
+  builtSchedule = built;
+  return built;
+}
+
 function churn(impl: Implementation): Promise<Churn> {
   const keys = sizes.churnKeys;
+  const schedule = churnSchedule();
   fullGc();
   const heapBefore = process.memoryUsage().heapUsed;
   const lastEventAt = new Float64Array(keys);
@@ -160,17 +198,6 @@ function churn(impl: Implementation): Promise<Churn> {
     latencies.push(performance.now() - (lastEventAt[Number(key.slice(3))] as number));
   };
   const instance = impl.create(CHURN_WINDOW_MS, onWrite);
-  // Each key bursts once per round, at an offset spread over the round.
-  const schedule: Array<{ at: number; key: number; patch: number }> = [];
-  for (let round = 0; round < BURSTS_PER_KEY; round++) {
-    for (let key = 0; key < keys; key++) {
-      const start = round * ROUND_MS + (key * (ROUND_MS - 40)) / keys;
-      for (let e = 0; e < BURST; e++)
-        schedule.push({ at: start + e * BURST_GAP_MS, key, patch: e });
-    }
-  }
-  schedule.sort((a, b) => a.at - b.at);
-  const events = schedule.length;
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   const cpuBefore = process.cpuUsage();
   loopDelay.enable();
@@ -201,13 +228,12 @@ function churn(impl: Implementation): Promise<Churn> {
         const latencyP50 = percentile(sorted, 50);
         const latencyP99 = percentile(sorted, 99);
         const latencyMax = sorted.at(-1) ?? 0;
-        // What the design still holds once drained; the harness's own arrays are let go first.
-        schedule.length = 0;
+        // What the design still holds once drained; the latencies are let go first.
         latencies.length = 0;
         fullGc();
         const heapKeptBytes = process.memoryUsage().heapUsed - heapBefore;
         resolve({
-          events,
+          events: schedule.length,
           writes,
           idealWrites: keys * BURSTS_PER_KEY,
           cpuMs: (cpu.user + cpu.system) / 1000,
@@ -235,6 +261,7 @@ const collect = (into: Map<string, Samples>, impl: string, metric: string, value
 
 async function measure(): Promise<Map<string, Samples>> {
   const results = new Map<string, Samples>();
+  const timersAtStart = liveTimeouts();
   // One workload at a time, so that one design's garbage or timers never land in another's
   // measurement; a full GC before each run for the same reason.
   for (const workload of ['A', 'B', 'C']) {
@@ -243,7 +270,9 @@ async function measure(): Promise<Map<string, Samples>> {
       // Alternate the order, so that no design always runs first or last.
       const order = round % 2 === 0 ? implementations : [...implementations].reverse();
       for (const impl of order) {
-        fullGc();
+        // B and C measure the heap: start them from a settled one.
+        if (workload === 'A') fullGc();
+        else await settle(timersAtStart);
         if (workload === 'A') collect(results, impl.name, 'A ns/enqueue', await hotKey(impl));
         if (workload === 'B') {
           const b = await manyKeys(impl);
@@ -278,7 +307,7 @@ const fmt = (x: number): string =>
         : x.toFixed(4);
 
 function table(results: Map<string, Samples>): string {
-  const metrics = Object.keys(results.get('floor') ?? {});
+  const metrics = [...new Set([...results.values()].flatMap((samples) => Object.keys(samples)))];
   const names = implementations.map((impl) => impl.name);
   const ratioMetrics = new Set(['A ns/enqueue', 'B ns/enqueue', 'B bytes/key']);
   const lines = [`| metric | ${names.join(' | ')} |`, `|---|${names.map(() => '---:').join('|')}|`];
