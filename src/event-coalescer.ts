@@ -47,8 +47,10 @@ interface Lane {
   /** Given up by a drain timeout: late answers of the store are ignored. */
   abandoned: boolean;
   /** `flush` callers, told when the lane rests (nothing running, nothing ready). */
-  waiters: Array<() => void>;
+  waiters: Array<() => void> | undefined;
 }
+
+type StoreOperation = 'upsert' | 'getByWorkspaceId' | 'remove';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
@@ -407,7 +409,7 @@ export class EventCoalescer<F extends object = Fields> {
       next: undefined,
       backoff: undefined,
       abandoned: false,
-      waiters: [],
+      waiters: undefined,
     };
     this.#lanes.set(workspaceId, lane);
     return lane;
@@ -425,7 +427,7 @@ export class EventCoalescer<F extends object = Fields> {
     if (lane.busy || lane.abandoned) return;
     if (lane.backoff === undefined) {
       if (lane.removal !== undefined) {
-        this.#startRemoval(lane, lane.removal);
+        this.#call(lane, 'remove', lane.removal);
         return;
       }
       const patch = lane.next;
@@ -437,41 +439,38 @@ export class EventCoalescer<F extends object = Fields> {
       this.#lanes.delete(lane.workspaceId);
     }
     const waiters = lane.waiters;
-    if (waiters.length === 0) return;
-    lane.waiters = [];
+    if (waiters === undefined) return;
+    lane.waiters = undefined;
     for (const resolve of waiters) resolve();
   }
 
   #whenRested(lane: Lane): Promise<void> {
-    return new Promise((resolve) => lane.waiters.push(resolve));
+    return new Promise((resolve) => {
+      lane.waiters ??= [];
+      lane.waiters.push(resolve);
+    });
   }
 
   /**
    * Runs one store call of the lane. A synchronous answer continues synchronously (so a
    * test with fake timers sees the write at once); a thrown error and a rejection are
-   * both failures, and neither escapes.
+   * both failures, and neither escapes. The synchronous path allocates no closure.
    */
-  #call(
-    lane: Lane,
-    current: PendingPatch | Removal,
-    call: () => MaybePromise<unknown>,
-    onDone: (value: unknown) => void,
-    onFail: (error: unknown) => void,
-  ): void {
+  #call(lane: Lane, operation: StoreOperation, item: PendingPatch | Removal): void {
     // Busy during a synchronous call too, so a store listener that re-enters waits its turn.
     lane.busy = true;
-    lane.current = current;
+    lane.current = item;
     let result: MaybePromise<unknown>;
     try {
-      result = call();
+      result = this.#invoke(lane.workspaceId, operation, item);
     } catch (error) {
       lane.busy = false;
-      onFail(error);
+      this.#callFailed(lane, operation, item, error);
       return;
     }
     if (!isThenable(result)) {
       lane.busy = false;
-      onDone(result);
+      this.#callDone(lane, operation, item, result);
       return;
     }
     this.#inFlight++;
@@ -480,61 +479,77 @@ export class EventCoalescer<F extends object = Fields> {
         this.#inFlight--;
         if (lane.abandoned) return;
         lane.busy = false;
-        onDone(value);
+        this.#callDone(lane, operation, item, value);
       },
       (error: unknown) => {
         this.#inFlight--;
         if (lane.abandoned) return;
         lane.busy = false;
-        onFail(error);
+        this.#callFailed(lane, operation, item, error);
       },
     );
+  }
+
+  #invoke(
+    workspaceId: string,
+    operation: StoreOperation,
+    item: PendingPatch | Removal,
+  ): MaybePromise<unknown> {
+    const store = this.#store;
+    if (operation === 'getByWorkspaceId') return store.getByWorkspaceId(workspaceId);
+    const timestamps = this.#options.timestamps;
+    if (operation === 'remove') {
+      return timestamps
+        ? store.remove(workspaceId, this.#nextTimestamp())
+        : store.remove(workspaceId);
+    }
+    const patch = item as PendingPatch;
+    const fields = patch.fields as Patch<F>;
+    return timestamps
+      ? store.upsert(workspaceId, fields, patch.sourceLabel(), this.#nextTimestamp())
+      : store.upsert(workspaceId, fields, patch.sourceLabel());
+  }
+
+  #callDone(
+    lane: Lane,
+    operation: StoreOperation,
+    item: PendingPatch | Removal,
+    value: unknown,
+  ): void {
+    if (operation === 'upsert') {
+      this.#flushed++;
+      lane.failures = 0;
+    } else if (operation === 'remove') {
+      this.#removed++;
+      lane.removal = undefined;
+      (item as Removal).resolve();
+    } else if (value !== undefined) {
+      this.#call(lane, 'upsert', item);
+      return;
+    } else {
+      // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
+      this.#skipped++;
+      this.#options.logger.debug(
+        { workspaceId: lane.workspaceId, source: (item as PendingPatch).sourceLabel() },
+        'event-coalescer: skipped a patch for an unknown workspace',
+      );
+    }
+    this.#pump(lane);
+  }
+
+  #callFailed(
+    lane: Lane,
+    operation: StoreOperation,
+    item: PendingPatch | Removal,
+    error: unknown,
+  ): void {
+    if (operation === 'remove') this.#removalFailed(lane, item as Removal, error);
+    else this.#upsertFailed(lane, item as PendingPatch, error, operation);
   }
 
   #startUpsert(lane: Lane, patch: PendingPatch): void {
-    const fields = patch.fields as Patch<F>;
-    if (this.#options.canCreate(fields)) {
-      this.#upsert(lane, patch);
-      return;
-    }
-    this.#call(
-      lane,
-      patch,
-      () => this.#store.getByWorkspaceId(lane.workspaceId),
-      (entry) => {
-        if (entry !== undefined) {
-          this.#upsert(lane, patch);
-          return;
-        }
-        // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
-        this.#skipped++;
-        this.#options.logger.debug(
-          { workspaceId: lane.workspaceId, source: patch.sourceLabel() },
-          'event-coalescer: skipped a patch for an unknown workspace',
-        );
-        this.#pump(lane);
-      },
-      (error) => this.#upsertFailed(lane, patch, error, 'getByWorkspaceId'),
-    );
-  }
-
-  #upsert(lane: Lane, patch: PendingPatch): void {
-    const store = this.#store;
-    const fields = patch.fields as Patch<F>;
-    const source = patch.sourceLabel();
-    this.#call(
-      lane,
-      patch,
-      this.#options.timestamps
-        ? () => store.upsert(lane.workspaceId, fields, source, this.#nextTimestamp())
-        : () => store.upsert(lane.workspaceId, fields, source),
-      () => {
-        this.#flushed++;
-        lane.failures = 0;
-        this.#pump(lane);
-      },
-      (error) => this.#upsertFailed(lane, patch, error, 'upsert'),
-    );
+    const canCreate = this.#options.canCreate(patch.fields as Patch<F>);
+    this.#call(lane, canCreate ? 'upsert' : 'getByWorkspaceId', patch);
   }
 
   #upsertFailed(
@@ -571,34 +586,18 @@ export class EventCoalescer<F extends object = Fields> {
     this.#retryLater(lane, failures, error, { operation, workspaceId, source });
   }
 
-  #startRemoval(lane: Lane, removal: Removal): void {
-    const store = this.#store;
+  #removalFailed(lane: Lane, removal: Removal, error: unknown): void {
     const workspaceId = lane.workspaceId;
-    this.#call(
-      lane,
-      removal,
-      this.#options.timestamps
-        ? () => store.remove(workspaceId, this.#nextTimestamp())
-        : () => store.remove(workspaceId),
-      () => {
-        this.#removed++;
-        lane.removal = undefined;
-        removal.resolve();
-        this.#pump(lane);
-      },
-      (error) => {
-        removal.failures++;
-        if (removal.failures >= this.#options.attempts) {
-          this.#failed++;
-          lane.removal = undefined;
-          this.reportError(error, { operation: 'remove', workspaceId });
-          removal.resolve();
-          this.#pump(lane);
-          return;
-        }
-        this.#retryLater(lane, removal.failures, error, { operation: 'remove', workspaceId });
-      },
-    );
+    removal.failures++;
+    if (removal.failures >= this.#options.attempts) {
+      this.#failed++;
+      lane.removal = undefined;
+      this.reportError(error, { operation: 'remove', workspaceId });
+      removal.resolve();
+      this.#pump(lane);
+      return;
+    }
+    this.#retryLater(lane, removal.failures, error, { operation: 'remove', workspaceId });
   }
 
   #retryLater(lane: Lane, failures: number, error: unknown, context: object): void {
@@ -681,7 +680,7 @@ export class EventCoalescer<F extends object = Fields> {
           item.resolve();
         }
       }
-      for (const resolve of lane.waiters) resolve();
+      for (const resolve of lane.waiters ?? []) resolve();
     }
   }
 }
