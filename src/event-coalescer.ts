@@ -53,11 +53,13 @@ interface Lane {
 type StoreOperation = 'upsert' | 'getByWorkspaceId' | 'remove';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+}
+
+function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is string {
+  if (typeof workspaceId !== 'string' || workspaceId === '') {
+    throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
+  }
 }
 
 // Looked up on each call, so fake timers installed after import take effect.
@@ -96,15 +98,17 @@ export class EventCoalescer<F extends object = Fields> {
   #closed = false;
   #closing: Promise<void> | undefined;
   #warnedClosed = false;
-  #inFlight = 0;
-  #enqueued = 0;
-  #flushed = 0;
-  #skipped = 0;
-  #removed = 0;
-  #retried = 0;
-  #failed = 0;
-  #invalid = 0;
-  #dropped = 0;
+  readonly #counts: Omit<CoalescerStats, 'pending'> = {
+    enqueued: 0,
+    flushed: 0,
+    skipped: 0,
+    removed: 0,
+    retried: 0,
+    failed: 0,
+    invalid: 0,
+    dropped: 0,
+    inFlight: 0,
+  };
 
   constructor(store: SnapshotStore<F>, windowMsOrOptions?: number | CoalescerOptions<F>) {
     assertStore<F>(store);
@@ -122,9 +126,7 @@ export class EventCoalescer<F extends object = Fields> {
    * Later values win; `undefined` never erases a value; `null` is written.
    */
   enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
-    if (typeof workspaceId !== 'string' || workspaceId === '') {
-      throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
-    }
+    assertWorkspaceId(workspaceId);
     // `constructor === Object` settles the common case without the slower prototype lookup.
     if (fields?.constructor !== Object && !isPlainObject(fields)) {
       throw new TypeError(expected('fields', 'a plain object', fields));
@@ -149,7 +151,7 @@ export class EventCoalescer<F extends object = Fields> {
       if (patch.sources !== source) patch.addSource(source);
     }
     mergeFields(patch.fields, fields);
-    this.#enqueued++;
+    this.#counts.enqueued++;
     if (this.#pending.size > this.#maxPending) this.#writeOldest();
     if (options?.immediate === true) this.#flushNow(workspaceId);
   }
@@ -160,9 +162,7 @@ export class EventCoalescer<F extends object = Fields> {
    * removal has settled; a removal given up is reported to `onError`, not thrown.
    */
   remove(workspaceId: string): Promise<void> {
-    if (typeof workspaceId !== 'string' || workspaceId === '') {
-      throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
-    }
+    assertWorkspaceId(workspaceId);
     const patch = this.#pending.get(workspaceId);
     if (patch !== undefined) this.#take(patch);
     let lane = this.#lanes.get(workspaceId);
@@ -240,28 +240,17 @@ export class EventCoalescer<F extends object = Fields> {
 
   /** A snapshot of the counters. */
   stats(): CoalescerStats {
-    return {
-      enqueued: this.#enqueued,
-      flushed: this.#flushed,
-      skipped: this.#skipped,
-      removed: this.#removed,
-      retried: this.#retried,
-      failed: this.#failed,
-      invalid: this.#invalid,
-      dropped: this.#dropped,
-      pending: this.pendingCount,
-      inFlight: this.#inFlight,
-    };
+    return { ...this.#counts, pending: this.pendingCount };
   }
 
   /** @internal Counts an event the collector could not turn into an action. */
   countInvalid(): void {
-    this.#invalid++;
+    this.#counts.invalid++;
   }
 
   /** @internal Counts a refresh given up by the collector. */
   countFailed(): void {
-    this.#failed++;
+    this.#counts.failed++;
   }
 
   /** @internal The options, for the collector's reports. */
@@ -473,16 +462,16 @@ export class EventCoalescer<F extends object = Fields> {
       this.#callDone(lane, operation, item, result);
       return;
     }
-    this.#inFlight++;
+    this.#counts.inFlight++;
     result.then(
       (value) => {
-        this.#inFlight--;
+        this.#counts.inFlight--;
         if (lane.abandoned) return;
         lane.busy = false;
         this.#callDone(lane, operation, item, value);
       },
       (error: unknown) => {
-        this.#inFlight--;
+        this.#counts.inFlight--;
         if (lane.abandoned) return;
         lane.busy = false;
         this.#callFailed(lane, operation, item, error);
@@ -517,10 +506,10 @@ export class EventCoalescer<F extends object = Fields> {
     value: unknown,
   ): void {
     if (operation === 'upsert') {
-      this.#flushed++;
+      this.#counts.flushed++;
       lane.failures = 0;
     } else if (operation === 'remove') {
-      this.#removed++;
+      this.#counts.removed++;
       lane.removal = undefined;
       (item as Removal).resolve();
     } else if (value !== undefined) {
@@ -528,7 +517,7 @@ export class EventCoalescer<F extends object = Fields> {
       return;
     } else {
       // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
-      this.#skipped++;
+      this.#counts.skipped++;
       this.#options.logger.debug(
         { workspaceId: lane.workspaceId, source: (item as PendingPatch).sourceLabel() },
         'event-coalescer: skipped a patch for an unknown workspace',
@@ -569,7 +558,7 @@ export class EventCoalescer<F extends object = Fields> {
     const source = patch.sourceLabel();
     if (failures >= this.#options.attempts) {
       lane.failures = 0;
-      this.#failed++;
+      this.#counts.failed++;
       this.reportError(error, { operation, workspaceId, source, fields: patch.fields as Patch<F> });
       this.#pump(lane);
       return;
@@ -590,7 +579,7 @@ export class EventCoalescer<F extends object = Fields> {
     const workspaceId = lane.workspaceId;
     removal.failures++;
     if (removal.failures >= this.#options.attempts) {
-      this.#failed++;
+      this.#counts.failed++;
       lane.removal = undefined;
       this.reportError(error, { operation: 'remove', workspaceId });
       removal.resolve();
@@ -601,7 +590,7 @@ export class EventCoalescer<F extends object = Fields> {
   }
 
   #retryLater(lane: Lane, failures: number, error: unknown, context: object): void {
-    this.#retried++;
+    this.#counts.retried++;
     const delayMs = this.#options.retryDelayMs * 2 ** (failures - 1);
     this.#options.logger.warn(
       { ...context, err: error, attempt: failures, delayMs },
@@ -623,7 +612,7 @@ export class EventCoalescer<F extends object = Fields> {
   // --- shutdown -----------------------------------------------------------------------------
 
   #drop(workspaceId: string, source: string): void {
-    this.#dropped++;
+    this.#counts.dropped++;
     if (this.#warnedClosed) return;
     this.#warnedClosed = true;
     this.#options.logger.warn(
@@ -661,12 +650,11 @@ export class EventCoalescer<F extends object = Fields> {
       if (lane.backoff !== undefined) clearTimer(lane.backoff);
       this.#lanes.delete(lane.workspaceId);
       const workspaceId = lane.workspaceId;
-      const undrained: Array<PendingPatch | Removal> = [];
-      if (lane.busy && lane.current !== undefined) undrained.push(lane.current);
-      if (lane.removal !== undefined && lane.removal !== lane.current) undrained.push(lane.removal);
-      if (lane.next !== undefined && lane.next !== lane.current) undrained.push(lane.next);
+      // The running call is also the lane's removal or next patch when it is being retried.
+      const undrained = new Set([lane.busy ? lane.current : undefined, lane.removal, lane.next]);
       for (const item of undrained) {
-        this.#failed++;
+        if (item === undefined) continue;
+        this.#counts.failed++;
         if (item instanceof PendingPatch) {
           const fields = item.fields as Patch<F>;
           this.reportError(error, {

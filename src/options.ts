@@ -25,52 +25,52 @@ export interface ResolvedOptions<F extends object> {
 }
 
 const noop = (): void => {};
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
 /** Only a defined `projectId` lets a patch create a workspace: the host's reconciliation seeds the rest. */
 export const defaultCanCreate = (fields: Patch<Fields>): boolean => fields.projectId !== undefined;
 
+/** The logger's own methods, bound (pino's need their `this`); a missing one is a no-op. */
 function bindLogger(logger: Partial<Logger> | undefined): Logger {
   if (logger === undefined) return silentLogger;
   if (logger === null || typeof logger !== 'object') {
     throw new TypeError(expected('logger', 'an object with debug, info, warn and error', logger));
   }
-  const method = (name: keyof Logger): Logger[keyof Logger] => {
-    const fn = logger[name];
-    return typeof fn === 'function' ? fn.bind(logger) : noop;
-  };
-  return {
-    debug: method('debug'),
-    info: method('info'),
-    warn: method('warn'),
-    error: method('error'),
-  };
+  const bound = { ...silentLogger };
+  for (const level of LOG_LEVELS) {
+    const method = logger[level];
+    if (typeof method === 'function') bound[level] = method.bind(logger);
+  }
+  return bound;
 }
 
-function nonNegative(
+const NUMBER_RULES = {
+  duration: 'a finite number from 0 and up',
+  bound: 'a number from 0 and up, or Infinity',
+  count: 'a whole number from 1 and up',
+} as const;
+
+/** `value`, or `fallback` when it is undefined; a RangeError names the option otherwise. */
+function numberOption(
   name: string,
   value: unknown,
   fallback: number,
-  allowInfinity: boolean,
+  rule: keyof typeof NUMBER_RULES,
 ): number {
   if (value === undefined) return fallback;
   const ok =
     typeof value === 'number' &&
-    value >= 0 &&
-    (Number.isFinite(value) || (allowInfinity && value === Infinity));
-  if (!ok) {
-    const what = allowInfinity
-      ? 'a number from 0 and up, or Infinity'
-      : 'a finite number from 0 and up';
-    throw new RangeError(expected(name, what, value));
-  }
+    (rule === 'count'
+      ? Number.isInteger(value) && value >= 1
+      : value >= 0 && (Number.isFinite(value) || (rule === 'bound' && value === Infinity)));
+  if (!ok) throw new RangeError(expected(name, NUMBER_RULES[rule], value));
   return value;
 }
 
-function atLeastOne(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new RangeError(expected(name, 'a whole number from 1 and up', value));
+function functionOption<T>(name: string, value: T): T {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new TypeError(expected(name, 'a function', value));
   }
   return value;
 }
@@ -84,23 +84,19 @@ export function resolveOptions<F extends object>(
   }
   const o: CoalescerOptions<F> = options ?? {};
   const retry: RetryOptions = o.retry ?? {};
-  if (o.canCreate !== undefined && typeof o.canCreate !== 'function') {
-    throw new TypeError(expected('canCreate', 'a function', o.canCreate));
-  }
-  if (o.onError !== undefined && typeof o.onError !== 'function') {
-    throw new TypeError(expected('onError', 'a function', o.onError));
-  }
   return {
-    windowMs: nonNegative('windowMs', o.windowMs, 150, false),
-    maxWaitMs: nonNegative('maxWaitMs', o.maxWaitMs, 1000, true),
-    maxPending: atLeastOne('maxPending', o.maxPending, 100_000),
-    canCreate: (o.canCreate ?? defaultCanCreate) as (fields: Patch<F>) => boolean,
+    windowMs: numberOption('windowMs', o.windowMs, 150, 'duration'),
+    maxWaitMs: numberOption('maxWaitMs', o.maxWaitMs, 1000, 'bound'),
+    maxPending: numberOption('maxPending', o.maxPending, 100_000, 'count'),
+    canCreate: (functionOption('canCreate', o.canCreate) ?? defaultCanCreate) as (
+      fields: Patch<F>,
+    ) => boolean,
     timestamps: o.timestamps === true,
-    attempts: atLeastOne('retry.attempts', retry.attempts, 3),
-    retryDelayMs: nonNegative('retry.delayMs', retry.delayMs, 100, false),
-    drainTimeoutMs: nonNegative('drainTimeoutMs', o.drainTimeoutMs, 5000, true),
+    attempts: numberOption('retry.attempts', retry.attempts, 3, 'count'),
+    retryDelayMs: numberOption('retry.delayMs', retry.delayMs, 100, 'duration'),
+    drainTimeoutMs: numberOption('drainTimeoutMs', o.drainTimeoutMs, 5000, 'bound'),
     logger: bindLogger(o.logger),
-    onError: o.onError,
+    onError: functionOption('onError', o.onError),
   };
 }
 
