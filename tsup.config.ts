@@ -1,7 +1,14 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', redis: 'src/redis.ts' },
+  entry: {
+    index: 'src/index.ts',
+    collector: 'src/collector.ts',
+    memory: 'src/memory.ts',
+    redis: 'src/redis.ts',
+  },
+  // Shared chunks in CommonJS too, so every entry point sees the same EventCoalescer class.
+  splitting: true,
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import { createEventCollector, type SnapshotStore } from 'event-coalescer';
+import type { SnapshotStore } from 'event-coalescer';
+import { createEventCollector } from 'event-coalescer/collector';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
 import { Redis } from 'ioredis';
 

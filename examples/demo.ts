@@ -8,20 +8,20 @@
  */
 import { EventEmitter } from 'node:events';
 import { parseArgs } from 'node:util';
+import type { SnapshotStore } from 'event-coalescer';
 import {
   configureEventCollector,
-  createMemorySnapshotStore,
   PR_SNAPSHOT_UPDATED,
   RATCHET_STATE_CHANGED,
   RUN_SCRIPT_STATUS_CHANGED,
-  type SnapshotStore,
   stopEventCollector,
   WORKSPACE_ACTIVE,
   WORKSPACE_IDLE,
   WORKSPACE_STATE_CHANGED,
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
-} from 'event-coalescer';
+} from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
 import { Redis } from 'ioredis';
 

@@ -8,12 +8,12 @@ import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import {
   configureEventCollector,
-  createMemorySnapshotStore,
   stopEventCollector,
   WORKSPACE_STATE_CHANGED,
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
-} from 'event-coalescer';
+} from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';
 
 // The host's domains: they emit and never import the snapshot.
 const domains = {

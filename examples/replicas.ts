@@ -5,7 +5,7 @@
  *   npx tsx examples/replicas.ts redis://127.0.0.1:6379
  */
 import { EventEmitter } from 'node:events';
-import { createEventCollector, type EventCollector } from 'event-coalescer';
+import { createEventCollector, type EventCollector } from 'event-coalescer/collector';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
 import { Redis } from 'ioredis';
 

@@ -8,11 +8,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { parseArgs } from 'node:util';
-import {
-  createEventCollector,
-  createMemorySnapshotStore,
-  type SnapshotStore,
-} from 'event-coalescer';
+import type { SnapshotStore } from 'event-coalescer';
+import { createEventCollector } from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick === true;

@@ -1,30 +1,12 @@
 import { setField } from './merge.js';
-import type { Fields, Patch, SnapshotStore } from './types.js';
-
-/** One workspace's entry, as `getByWorkspaceId`, `getAll` and change events give it (read-only). */
-export interface SnapshotEntry<F extends object = Fields> {
-  readonly workspaceId: string;
-  readonly fields: Readonly<Partial<F>>;
-  /** Starts at 1 and grows by one with every write that changes a field. */
-  readonly version: number;
-  /** The source label of the last write that changed a field. */
-  readonly source: string;
-  /** Time of that write: its timestamp when given, otherwise `Date.now()`. */
-  readonly updatedAt: number;
-}
-
-/** What changed in a snapshot store. */
-export type SnapshotChange<F extends object = Fields> =
-  | {
-      type: 'upsert';
-      workspaceId: string;
-      entry: SnapshotEntry<F>;
-      /** The fields this write changed. */
-      changed: readonly string[];
-    }
-  | { type: 'remove'; workspaceId: string; previous: SnapshotEntry<F> };
-
-export type SnapshotListener<F extends object = Fields> = (change: SnapshotChange<F>) => void;
+import type {
+  Fields,
+  Patch,
+  SnapshotChange,
+  SnapshotEntry,
+  SnapshotListener,
+  SnapshotStore,
+} from './types.js';
 
 /** The store contract, synchronous, with reading and a change feed. */
 export interface MemorySnapshotStore<F extends object = Fields> extends SnapshotStore<F> {

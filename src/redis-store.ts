@@ -1,7 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { SnapshotChange, SnapshotEntry, SnapshotListener } from './memory-store.js';
 import { setField } from './merge.js';
-import type { Fields, Patch, SnapshotStore } from './types.js';
+import type {
+  Fields,
+  Patch,
+  SnapshotChange,
+  SnapshotEntry,
+  SnapshotListener,
+  SnapshotStore,
+} from './types.js';
 
 /** The part of an `ioredis` client the store uses; an `ioredis` instance fits. */
 export interface RedisClient {

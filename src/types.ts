@@ -28,6 +28,31 @@ export interface SnapshotStore<F extends object = Fields> {
   remove(workspaceId: string, timestamp?: number): MaybePromise<unknown>;
 }
 
+/** One workspace's entry, as `getByWorkspaceId`, `getAll` and change events give it (read-only). */
+export interface SnapshotEntry<F extends object = Fields> {
+  readonly workspaceId: string;
+  readonly fields: Readonly<Partial<F>>;
+  /** Starts at 1 and grows by one with every write that changes a field. */
+  readonly version: number;
+  /** The source label of the last write that changed a field. */
+  readonly source: string;
+  /** Time of that write: its timestamp when given, otherwise `Date.now()`. */
+  readonly updatedAt: number;
+}
+
+/** What changed in a snapshot store. */
+export type SnapshotChange<F extends object = Fields> =
+  | {
+      type: 'upsert';
+      workspaceId: string;
+      entry: SnapshotEntry<F>;
+      /** The fields this write changed. */
+      changed: readonly string[];
+    }
+  | { type: 'remove'; workspaceId: string; previous: SnapshotEntry<F> };
+
+export type SnapshotListener<F extends object = Fields> = (change: SnapshotChange<F>) => void;
+
 /** Object-first logger, as `console` and `pino` both accept. */
 export interface Logger {
   debug(context: object, message: string): void;

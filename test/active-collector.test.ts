@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { configureEventCollector, type PatchSource, stopEventCollector } from '../src/index.js';
+import { configureEventCollector, type PatchSource, stopEventCollector } from '../src/collector.js';
 import { deferred, syncStore } from './helpers.js';
 
 beforeEach(() => {

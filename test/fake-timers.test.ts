@@ -6,7 +6,11 @@ import { gatedStore, settle, syncStore } from './helpers.js';
 /** Imports a fresh copy of the package, so that fake timers can be installed before it loads. */
 async function freshPackage() {
   vi.resetModules();
-  return import('../src/index.js');
+  const [core, collector] = await Promise.all([
+    import('../src/index.js'),
+    import('../src/collector.js'),
+  ]);
+  return { ...core, ...collector };
 }
 
 afterEach(() => {

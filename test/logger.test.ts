@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { createEventCollector, EventCoalescer } from '../src/index.js';
+import { createEventCollector } from '../src/collector.js';
+import { EventCoalescer } from '../src/index.js';
 import { syncStore } from './helpers.js';
 
 /** A pino logger writing JSON lines into memory. */

@@ -33,13 +33,9 @@ afterAll(async () => {
 const consumerTs = `
 import { EventEmitter } from 'node:events';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
-import {
-  createEventCollector,
-  createMemorySnapshotStore,
-  EventCoalescer,
-  type WorkspaceSnapshotFields,
-  workspaceSnapshotSources,
-} from 'event-coalescer';
+import { EventCoalescer } from 'event-coalescer';
+import { createEventCollector, type WorkspaceSnapshotFields, workspaceSnapshotSources } from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';
 
 const store = createMemorySnapshotStore<WorkspaceSnapshotFields>();
 const coalescer = new EventCoalescer(store, { windowMs: 50 });
@@ -87,7 +83,8 @@ describe('the packed package', () => {
   it('is required from a CommonJS file', async () => {
     await writeFile(
       join(project, 'consumer.cjs'),
-      `const { EventCoalescer, createMemorySnapshotStore } = require('event-coalescer');
+      `const { EventCoalescer } = require('event-coalescer');
+const { createMemorySnapshotStore } = require('event-coalescer/memory');
 const store = createMemorySnapshotStore();
 const coalescer = new EventCoalescer(store, { canCreate: () => true });
 coalescer.enqueue('ws-1', { a: 1 }, 'cjs', { immediate: true });
@@ -100,7 +97,9 @@ console.log(JSON.stringify(store.getByWorkspaceId('ws-1').fields));`,
   it('is imported from an ES module file', async () => {
     await writeFile(
       join(project, 'consumer.mjs'),
-      `import { EventCoalescer, createMemorySnapshotStore, WORKSPACE_IDLE } from 'event-coalescer';
+      `import { EventCoalescer } from 'event-coalescer';
+import { WORKSPACE_IDLE } from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';
 const store = createMemorySnapshotStore();
 const coalescer = new EventCoalescer(store, { canCreate: () => true });
 coalescer.enqueue('ws-1', { a: 2 }, 'esm', { immediate: true });
@@ -108,6 +107,28 @@ console.log(JSON.stringify(store.getByWorkspaceId('ws-1').fields), WORKSPACE_IDL
     );
     const { stdout } = await run('node', ['consumer.mjs'], { cwd: project });
     expect(stdout.trim()).toBe('{"a":2} workspace_idle');
+  });
+
+  it('shares one EventCoalescer class between the root and the collector, in both module systems', async () => {
+    const check = (load: string) => `${load}
+const collector = createEventCollector({ store: createMemorySnapshotStore(), sources: [] });
+console.log(collector.coalescer instanceof EventCoalescer);`;
+    await writeFile(
+      join(project, 'shared.cjs'),
+      check(`const { EventCoalescer } = require('event-coalescer');
+const { createEventCollector } = require('event-coalescer/collector');
+const { createMemorySnapshotStore } = require('event-coalescer/memory');`),
+    );
+    await writeFile(
+      join(project, 'shared.mjs'),
+      check(`import { EventCoalescer } from 'event-coalescer';
+import { createEventCollector } from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';`),
+    );
+    for (const file of ['shared.cjs', 'shared.mjs']) {
+      const { stdout } = await run('node', [file], { cwd: project });
+      expect(stdout.trim(), file).toBe('true');
+    }
   });
 
   it('serves the Redis store from event-coalescer/redis, without ioredis installed', async () => {

@@ -12,11 +12,11 @@ const workDir = join(repo, '.tmp', 'readme');
 const ambient: Record<string, string> = {
   EventEmitter: "import { EventEmitter } from 'node:events';",
   EventCoalescer: "import { EventCoalescer } from 'event-coalescer';",
-  createEventCollector: "import { createEventCollector } from 'event-coalescer';",
-  createMemorySnapshotStore: "import { createMemorySnapshotStore } from 'event-coalescer';",
+  createEventCollector: "import { createEventCollector } from 'event-coalescer/collector';",
+  createMemorySnapshotStore: "import { createMemorySnapshotStore } from 'event-coalescer/memory';",
   store: "declare const store: import('event-coalescer').SnapshotStore;",
-  domains: "declare const domains: import('event-coalescer').WorkspaceDomains;",
-  sources: "declare const sources: import('event-coalescer').Source[];",
+  domains: "declare const domains: import('event-coalescer/collector').WorkspaceDomains;",
+  sources: "declare const sources: import('event-coalescer/collector').Source[];",
   handler: "declare const handler: import('node:http').RequestListener;",
   githubWebhooks: "declare const githubWebhooks: import('node:events').EventEmitter;",
   broadcast: 'declare function broadcast(change: unknown): void;',
@@ -84,17 +84,17 @@ describe('README', () => {
     expect(result).toBe('');
   }, 60_000);
 
-  it('has a first example that writes one merged patch per burst, as its comment says', async () => {
+  it('has a first example of at most 15 lines that writes one merged patch per burst, as its comment says', async () => {
     const readme = await readFile(join(repo, 'README.md'), 'utf8');
     const [first] = snippets(readme);
+    expect((first as string).trimEnd().split('\n').length).toBeLessThanOrEqual(15);
     const dir = join(workDir, 'first-example');
     await mkdir(dir, { recursive: true });
     // The same example, run against a memory store that records what it is given.
     await writeFile(
       join(dir, 'recording.ts'),
       [
-        "import { createMemorySnapshotStore as createStore } from '../../../dist/index.js';",
-        "export { createEventCollector } from '../../../dist/index.js';",
+        "import { createMemorySnapshotStore as createStore } from '../../../dist/memory.js';",
         'export const upserts: unknown[] = [];',
         'export function createMemorySnapshotStore() {',
         '  const store = createStore();',
@@ -107,7 +107,9 @@ describe('README', () => {
         '}',
       ].join('\n'),
     );
-    const example = (first as string).replace("from 'event-coalescer'", "from './recording.ts'");
+    const example = (first as string)
+      .replace("from 'event-coalescer/memory'", "from './recording.ts'")
+      .replace("from 'event-coalescer/collector'", "from '../../../dist/collector.js'");
     await writeFile(
       join(dir, 'example.ts'),
       `${example}\nimport { upserts } from './recording.ts';\nconsole.log(JSON.stringify(upserts));\n`,

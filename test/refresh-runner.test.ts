@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createEventCollector, type Fields, type Patch } from '../src/index.js';
+import { createEventCollector } from '../src/collector.js';
+import type { Fields, Patch } from '../src/index.js';
 import { type Deferred, deferred, settle, syncStore } from './helpers.js';
 
 beforeEach(() => {

@@ -5,16 +5,18 @@
 import { EventEmitter } from 'node:events';
 import { describe, expectTypeOf, it } from 'vitest';
 import {
-  type CoalescerOptions,
   createEventCollector,
-  createMemorySnapshotStore,
-  type ErrorContext,
-  EventCoalescer,
   type PatchSource,
-  type SnapshotEntry,
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
+} from '../src/collector.js';
+import {
+  type CoalescerOptions,
+  type ErrorContext,
+  EventCoalescer,
+  type SnapshotEntry,
 } from '../src/index.js';
+import { createMemorySnapshotStore } from '../src/memory.js';
 
 interface Board {
   title: string;

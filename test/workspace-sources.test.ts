@@ -10,7 +10,7 @@ import {
   WORKSPACE_STATE_CHANGED,
   type WorkspaceEventNames,
   workspaceSnapshotSources,
-} from '../src/index.js';
+} from '../src/collector.js';
 import { syncStore } from './helpers.js';
 
 beforeEach(() => {

@@ -1,0 +1,1 @@
+export { createMemorySnapshotStore, type MemorySnapshotStore } from './memory-store.js';
