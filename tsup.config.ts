@@ -3,9 +3,9 @@ import { defineConfig } from 'tsup';
 export default defineConfig({
   entry: {
     index: 'src/index.ts',
-    collector: 'src/collector.ts',
-    memory: 'src/memory.ts',
-    redis: 'src/redis.ts',
+    collector: 'src/collector/index.ts',
+    memory: 'src/stores/memory.ts',
+    redis: 'src/stores/redis.ts',
   },
   // Shared chunks in CommonJS too, so every entry point sees the same EventCoalescer class.
   splitting: true,

@@ -1,4 +1,4 @@
-export { EventCoalescer } from './event-coalescer.js';
+export { EventCoalescer } from './core/coalescer.js';
 export type {
   CoalescerOptions,
   CoalescerStats,
@@ -14,4 +14,4 @@ export type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
-} from './types.js';
+} from './core/types.js';

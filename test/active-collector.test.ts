@@ -1,6 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { configureEventCollector, type PatchSource, stopEventCollector } from '../src/collector.js';
+import {
+  configureEventCollector,
+  type PatchSource,
+  stopEventCollector,
+} from '../src/collector/index.js';
 import { deferred, syncStore } from './helpers.js';
 
 beforeEach(() => {

@@ -3,7 +3,7 @@ import Emittery from 'emittery';
 import { EventEmitter as EventEmitter3 } from 'eventemitter3';
 import mittImport from 'mitt';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createEventCollector, type EmitterLike } from '../src/collector.js';
+import { createEventCollector, type EmitterLike } from '../src/collector/index.js';
 import { syncStore } from './helpers.js';
 
 beforeEach(() => {

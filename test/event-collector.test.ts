@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createEventCollector, type PatchSource } from '../src/collector.js';
-import { createMemorySnapshotStore } from '../src/memory.js';
+import { createEventCollector, type PatchSource } from '../src/collector/index.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { gatedStore, settle, syncStore } from './helpers.js';
 
 beforeEach(() => {

@@ -8,7 +8,7 @@ async function freshPackage() {
   vi.resetModules();
   const [core, collector] = await Promise.all([
     import('../src/index.js'),
-    import('../src/collector.js'),
+    import('../src/collector/index.js'),
   ]);
   return { ...core, ...collector };
 }

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createEventCollector } from '../src/collector.js';
+import { createEventCollector } from '../src/collector/index.js';
 import { EventCoalescer, type SnapshotStore } from '../src/index.js';
-import { createMemorySnapshotStore } from '../src/memory.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { settle } from './helpers.js';
 
 beforeEach(() => {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
-import { createEventCollector } from '../src/collector.js';
+import { createEventCollector } from '../src/collector/index.js';
 import { EventCoalescer } from '../src/index.js';
 import { syncStore } from './helpers.js';
 

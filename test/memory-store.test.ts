@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createMemorySnapshotStore } from '../src/memory.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { describeStoreContract } from './store-contract.js';
 
 describeStoreContract('memory store', async () => createMemorySnapshotStore());

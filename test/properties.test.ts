@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventCoalescer, type Fields, type Patch, type SnapshotStore } from '../src/index.js';
-import { createMemorySnapshotStore } from '../src/memory.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 500);
 const WINDOW_MS = 100;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EventCoalescer } from '../src/index.js';
-import { createRedisSnapshotStore, type RedisSnapshotStore } from '../src/redis.js';
+import { createRedisSnapshotStore, type RedisSnapshotStore } from '../src/stores/redis.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
 import { describeStoreContract, eventually } from './store-contract.js';
 

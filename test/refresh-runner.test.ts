@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createEventCollector } from '../src/collector.js';
+import { createEventCollector } from '../src/collector/index.js';
 import type { Fields, Patch } from '../src/index.js';
 import { type Deferred, deferred, settle, syncStore } from './helpers.js';
 

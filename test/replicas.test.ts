@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedisSnapshotStore } from '../src/redis.js';
+import { createRedisSnapshotStore } from '../src/stores/redis.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
 
 let server: RedisServer;

@@ -9,14 +9,14 @@ import {
   type PatchSource,
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
-} from '../src/collector.js';
+} from '../src/collector/index.js';
 import {
   type CoalescerOptions,
   type ErrorContext,
   EventCoalescer,
   type SnapshotEntry,
 } from '../src/index.js';
-import { createMemorySnapshotStore } from '../src/memory.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 
 interface Board {
   title: string;

@@ -10,7 +10,7 @@ import {
   WORKSPACE_STATE_CHANGED,
   type WorkspaceEventNames,
   workspaceSnapshotSources,
-} from '../src/collector.js';
+} from '../src/collector/index.js';
 import { syncStore } from './helpers.js';
 
 beforeEach(() => {

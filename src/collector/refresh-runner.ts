@@ -1,7 +1,7 @@
-import type { EventCoalescer } from './event-coalescer.js';
-import { isPlainObject } from './merge.js';
+import type { EventCoalescer } from '../core/coalescer.js';
+import { isPlainObject } from '../core/merge.js';
+import type { Patch } from '../core/types.js';
 import { type RefreshSource, sourceName } from './sources.js';
-import type { Patch } from './types.js';
 
 type TimerHandle = ReturnType<typeof setTimeout>;
 

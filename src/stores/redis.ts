@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { setField } from './merge.js';
+import { setField } from '../core/merge.js';
 import type {
   Fields,
   Patch,
@@ -7,7 +7,7 @@ import type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
-} from './types.js';
+} from '../core/types.js';
 
 /** The part of an `ioredis` client the store uses; an `ioredis` instance fits. */
 export interface RedisClient {

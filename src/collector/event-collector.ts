@@ -1,10 +1,10 @@
-import { expected } from './describe.js';
+import { EventCoalescer } from '../core/coalescer.js';
+import { expected } from '../core/describe.js';
+import { isPlainObject } from '../core/merge.js';
+import type { CoalescerOptions, Fields, Patch, SnapshotStore } from '../core/types.js';
 import { subscribe } from './emitter-adapter.js';
-import { EventCoalescer } from './event-coalescer.js';
-import { isPlainObject } from './merge.js';
 import { RefreshRunner } from './refresh-runner.js';
 import { type PatchSource, type RefreshSource, type Source, sourceName } from './sources.js';
-import type { CoalescerOptions, Fields, Patch, SnapshotStore } from './types.js';
 
 /** What {@link createEventCollector} needs: the store, the sources, and any coalescer option. */
 export interface CollectorDeps<F extends object = Fields> extends CoalescerOptions<F> {

@@ -1,5 +1,5 @@
+import type { Fields, Patch, RetryOptions } from '../core/types.js';
 import type { EmitterLike } from './emitter-adapter.js';
-import type { Fields, Patch, RetryOptions } from './types.js';
 
 /** Merge `fields` into the workspace's pending patch (`immediate`: and write now). */
 export interface PatchAction<F extends object = Fields> {

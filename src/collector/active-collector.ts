@@ -1,9 +1,9 @@
+import type { Fields } from '../core/types.js';
 import {
   type CollectorDeps,
   createEventCollector,
   type EventCollector,
 } from './event-collector.js';
-import type { Fields } from './types.js';
 
 /** The collector a host configured in its startup hook. */
 let active: EventCollector<object> | undefined;

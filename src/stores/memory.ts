@@ -1,4 +1,4 @@
-import { setField } from './merge.js';
+import { setField } from '../core/merge.js';
 import type {
   Fields,
   Patch,
@@ -6,7 +6,7 @@ import type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
-} from './types.js';
+} from '../core/types.js';
 
 /** The store contract, synchronous, with reading and a change feed. */
 export interface MemorySnapshotStore<F extends object = Fields> extends SnapshotStore<F> {

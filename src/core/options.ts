@@ -1,4 +1,5 @@
 import { expected } from './describe.js';
+import { bindLogger, silentLogger } from './guard.js';
 import { isPlainObject } from './merge.js';
 import type {
   CoalescerOptions,
@@ -24,25 +25,15 @@ export interface ResolvedOptions<F extends object> {
   onError: ErrorHandler<F> | undefined;
 }
 
-const noop = (): void => {};
-const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
-
 /** Only a defined `projectId` lets a patch create a workspace: the host's reconciliation seeds the rest. */
 export const defaultCanCreate = (fields: Patch<Fields>): boolean => fields.projectId !== undefined;
 
-/** The logger's own methods, bound (pino's need their `this`); a missing one is a no-op. */
-function bindLogger(logger: Partial<Logger> | undefined): Logger {
+function loggerOption(logger: Partial<Logger> | undefined): Logger {
   if (logger === undefined) return silentLogger;
   if (logger === null || typeof logger !== 'object') {
     throw new TypeError(expected('logger', 'an object with debug, info, warn and error', logger));
   }
-  const bound = { ...silentLogger };
-  for (const level of LOG_LEVELS) {
-    const method = logger[level];
-    if (typeof method === 'function') bound[level] = method.bind(logger);
-  }
-  return bound;
+  return bindLogger(logger);
 }
 
 const NUMBER_RULES = {
@@ -95,7 +86,7 @@ export function resolveOptions<F extends object>(
     attempts: numberOption('retry.attempts', retry.attempts, 3, 'count'),
     retryDelayMs: numberOption('retry.delayMs', retry.delayMs, 100, 'duration'),
     drainTimeoutMs: numberOption('drainTimeoutMs', o.drainTimeoutMs, 5000, 'bound'),
-    logger: bindLogger(o.logger),
+    logger: loggerOption(o.logger),
     onError: functionOption('onError', o.onError),
   };
 }

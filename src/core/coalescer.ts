@@ -1,0 +1,227 @@
+/**
+ * `EventCoalescer`, the public face: it validates what callers give, keeps the counters and
+ * joins the two mechanisms — deadlines (when a patch is due) and write lanes (how it is written).
+ */
+import { StoreClock } from './clock.js';
+import { Deadlines } from './deadlines.js';
+import { expected } from './describe.js';
+import { Guard } from './guard.js';
+import { isPlainObject, mergeFields } from './merge.js';
+import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
+import { StoreCalls } from './store-calls.js';
+import { clearTimer, setTimer, type TimerHandle } from './timers.js';
+import type {
+  CoalescerOptions,
+  CoalescerStats,
+  EnqueueOptions,
+  ErrorContext,
+  Fields,
+  Patch,
+  SnapshotStore,
+} from './types.js';
+import { type Counts, WriteLanes } from './write-lanes.js';
+
+function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is string {
+  if (typeof workspaceId !== 'string' || workspaceId === '') {
+    throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
+  }
+}
+
+/**
+ * Merges the field patches of each workspace within a short window and writes one
+ * update per workspace per burst.
+ *
+ * @example
+ * const coalescer = new EventCoalescer(store, { windowMs: 150 });
+ * coalescer.enqueue('ws-1', { status: 'READY' }, 'event:workspace_state_changed');
+ * coalescer.enqueue('ws-1', { isWorking: true }, 'event:workspace_active');
+ * // 150 ms later: store.upsert('ws-1', { status: 'READY', isWorking: true },
+ * //                            'event:workspace_state_changed+event:workspace_active')
+ * await coalescer.close();
+ */
+export class EventCoalescer<F extends object = Fields> {
+  readonly #options: ResolvedOptions<F>;
+  readonly #maxPending: number;
+  readonly #guard: Guard<F>;
+  readonly #deadlines: Deadlines;
+  readonly #lanes: WriteLanes<F>;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  #warnedClosed = false;
+  readonly #counts: Counts = {
+    enqueued: 0,
+    flushed: 0,
+    skipped: 0,
+    removed: 0,
+    retried: 0,
+    failed: 0,
+    invalid: 0,
+    dropped: 0,
+    inFlight: 0,
+  };
+
+  constructor(store: SnapshotStore<F>, windowMsOrOptions?: number | CoalescerOptions<F>) {
+    assertStore<F>(store);
+    const options = resolveOptions<F>(
+      typeof windowMsOrOptions === 'number' ? { windowMs: windowMsOrOptions } : windowMsOrOptions,
+    );
+    this.#options = options;
+    this.#maxPending = options.maxPending;
+    this.#guard = new Guard(options.logger, options.onError);
+    this.#lanes = new WriteLanes<F>({
+      store: new StoreCalls(store, options.timestamps ? new StoreClock() : undefined),
+      options,
+      guard: this.#guard,
+      counts: this.#counts,
+      takePending: (workspaceId) => this.#deadlines.take(workspaceId),
+    });
+    this.#deadlines = new Deadlines(options.windowMs, options.maxWaitMs, (patch) =>
+      this.#lanes.write(patch),
+    );
+  }
+
+  /**
+   * Merges `fields` into the workspace's pending patch and (re)starts its window.
+   * Later values win; `undefined` never erases a value; `null` is written.
+   */
+  enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
+    assertWorkspaceId(workspaceId);
+    // `constructor === Object` settles the common case without the slower prototype lookup.
+    if (fields?.constructor !== Object && !isPlainObject(fields)) {
+      throw new TypeError(expected('fields', 'a plain object', fields));
+    }
+    if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
+    if (this.#closed) {
+      this.#drop(workspaceId, source);
+      return;
+    }
+    const patch = this.#deadlines.touch(workspaceId, source);
+    mergeFields(patch.fields, fields);
+    this.#counts.enqueued++;
+    if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
+    if (options?.immediate === true) this.#flushNow(workspaceId);
+  }
+
+  /**
+   * Drops the workspace's pending patch and removes it from the store: at once, or right
+   * after a store call for that workspace that is still in flight. Resolves once the
+   * removal has settled; a removal given up is reported to `onError`, not thrown.
+   */
+  remove(workspaceId: string): Promise<void> {
+    assertWorkspaceId(workspaceId);
+    this.#deadlines.take(workspaceId);
+    return this.#lanes.remove(workspaceId);
+  }
+
+  /**
+   * Writes the workspace's pending patch now, and any patch waiting out a retry back-off.
+   * Resolves when its store calls have settled.
+   */
+  flush(workspaceId: string): Promise<void> {
+    this.#flushNow(workspaceId);
+    return this.#lanes.whenRested(workspaceId) ?? Promise.resolve();
+  }
+
+  /**
+   * Writes every pending patch now, in first-enqueue order, and every patch waiting out a
+   * retry back-off. Resolves when the writes have settled.
+   */
+  flushAll(): Promise<void> {
+    // Back-offs end first, so a write that fails now waits out its own back-off.
+    this.#lanes.endAllBackoffs();
+    for (const patch of this.#deadlines.takeAll()) this.#lanes.write(patch);
+    return this.#lanes.whenAllRested();
+  }
+
+  /**
+   * Flushes everything, then refuses later enqueues (they are counted as `dropped`).
+   * Patches that keep failing are tried at once until their attempts run out; store calls
+   * still unanswered after `drainTimeoutMs` are reported to `onError`. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#closed = true;
+      this.#closing = this.#drain();
+    }
+    return this.#closing;
+  }
+
+  /** Pending workspaces (not events), including patches waiting for a store call. */
+  get pendingCount(): number {
+    return this.#deadlines.size + this.#lanes.waitingCount;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): CoalescerStats {
+    return { ...this.#counts, pending: this.pendingCount };
+  }
+
+  /** @internal Counts an event the collector could not turn into an action. */
+  countInvalid(): void {
+    this.#counts.invalid++;
+  }
+
+  /** @internal Counts a refresh given up by the collector. */
+  countFailed(): void {
+    this.#counts.failed++;
+  }
+
+  /** @internal The options, for the collector's reports. */
+  get options(): ResolvedOptions<F> {
+    return this.#options;
+  }
+
+  /** @internal Reports something given up, never throwing into the caller. */
+  reportError(error: unknown, context: ErrorContext<F>): void {
+    this.#guard.report(error, context);
+  }
+
+  #writeOldest(): void {
+    const oldest = this.#deadlines.takeOldest();
+    if (oldest !== undefined) this.#lanes.write(oldest);
+  }
+
+  /** Writes the pending patch now and ends any back-off. */
+  #flushNow(workspaceId: string): void {
+    // The back-off ends first, so a write that fails now waits out its own back-off.
+    this.#lanes.endBackoff(workspaceId);
+    const patch = this.#deadlines.take(workspaceId);
+    if (patch !== undefined) this.#lanes.write(patch);
+  }
+
+  #drop(workspaceId: string, source: string): void {
+    this.#counts.dropped++;
+    if (this.#warnedClosed) return;
+    this.#warnedClosed = true;
+    this.#guard.logger.warn(
+      { workspaceId, source },
+      'event-coalescer: enqueue after close(); dropping this and later patches',
+    );
+  }
+
+  async #drain(): Promise<void> {
+    const drainTimeoutMs = this.#options.drainTimeoutMs;
+    let timedOut = false;
+    let deadline: TimerHandle | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      if (drainTimeoutMs === Infinity) return;
+      deadline = setTimer(() => {
+        timedOut = true;
+        resolve();
+      }, drainTimeoutMs);
+    });
+    // Each round ends every back-off, so patches that keep failing run out of attempts.
+    while (!timedOut && (this.#deadlines.size > 0 || this.#lanes.size > 0)) {
+      await Promise.race([this.flushAll(), timeout]);
+    }
+    if (deadline !== undefined) clearTimer(deadline);
+    this.#deadlines.disarm();
+    if (timedOut) {
+      this.#lanes.abandonAll(
+        new Error(
+          `event-coalescer: the store did not settle within drainTimeoutMs (${drainTimeoutMs} ms)`,
+        ),
+      );
+    }
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * When each pending patch is due: one timer for all workspaces, the quiet queue for the
+ * `windowMs` deadlines, first-enqueue order for `maxWaitMs`, and the clock they count in.
+ * What happens to a due patch is the caller's business (`onDue`).
+ */
+import { PendingPatch } from './pending-patch.js';
+import { QuietQueue } from './quiet-queue.js';
+import { clearTimer, setTimer, type TimerHandle } from './timers.js';
+
+/** Pending times stay below this many ms from the epoch (2^30: small integers in V8). */
+const EPOCH_SPAN_MS = 0x40000000;
+const clampToSpan = (ms: number): number =>
+  Math.min(EPOCH_SPAN_MS, Math.max(-EPOCH_SPAN_MS, ms)) | 0;
+
+export class Deadlines {
+  readonly #windowMs: number;
+  readonly #maxWaitMs: number;
+  readonly #onDue: (patch: PendingPatch) => void;
+  /** Pending patches in first-enqueue order: the order of their `maxWaitMs` deadlines. */
+  readonly #pending = new Map<string, PendingPatch>();
+  /** The same patches in last-enqueue order: the order of their `windowMs` deadlines. */
+  readonly #quiet = new QuietQueue();
+  /** One timer for all pending patches, armed for the earliest deadline. */
+  #timer: TimerHandle | undefined;
+  /** Pending times count from here (see `#now`). */
+  #epoch = Date.now();
+
+  /** `onDue` receives each patch once it is due, already taken out of the schedule. */
+  constructor(windowMs: number, maxWaitMs: number, onDue: (patch: PendingPatch) => void) {
+    this.#windowMs = windowMs;
+    this.#maxWaitMs = maxWaitMs;
+    this.#onDue = onDue;
+  }
+
+  /** Pending workspaces. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * The workspace's pending patch with its window restarted and `source` added: a new one,
+   * due in `windowMs`, when there is none.
+   */
+  touch(workspaceId: string, source: string): PendingPatch {
+    const now = this.#now();
+    let patch = this.#pending.get(workspaceId);
+    if (patch === undefined) {
+      patch = new PendingPatch(workspaceId, now, source);
+      this.#pending.set(workspaceId, patch);
+      this.#quiet.append(patch);
+      // Without a timer nothing else is pending, so this patch's deadline is the earliest.
+      if (this.#timer === undefined) this.#arm(now);
+    } else {
+      patch.lastAt = now;
+      // A hot key is already the newest: skip the relinking.
+      if (patch !== this.#quiet.newest) this.#quiet.touch(patch);
+      if (patch.sources !== source) patch.addSource(source);
+    }
+    return patch;
+  }
+
+  /** Takes the workspace's pending patch out of the schedule. */
+  take(workspaceId: string): PendingPatch | undefined {
+    const patch = this.#pending.get(workspaceId);
+    if (patch !== undefined) this.#unschedule(patch);
+    return patch;
+  }
+
+  /** Takes the patch enqueued first out of the schedule. */
+  takeOldest(): PendingPatch | undefined {
+    const oldest = this.#pending.values().next().value;
+    if (oldest !== undefined) this.#unschedule(oldest);
+    return oldest;
+  }
+
+  /** Takes every pending patch, in first-enqueue order, and stops the timer. */
+  takeAll(): PendingPatch[] {
+    const patches = [...this.#pending.values()];
+    this.#pending.clear();
+    this.#quiet.clear();
+    this.disarm();
+    return patches;
+  }
+
+  disarm(): void {
+    if (this.#timer === undefined) return;
+    clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #unschedule(patch: PendingPatch): void {
+    this.#pending.delete(patch.workspaceId);
+    this.#quiet.unlink(patch);
+  }
+
+  /**
+   * Milliseconds since this schedule's epoch, as a small integer: V8 keeps small
+   * integers unboxed in a patch's fields, and a boxed double costs 16 bytes each.
+   */
+  #now(): number {
+    const elapsed = Date.now() - this.#epoch;
+    if (elapsed >= 0 && elapsed < EPOCH_SPAN_MS) return elapsed | 0;
+    return this.#rebase();
+  }
+
+  /** Moves the epoch to now, shifting pending times with it (at most every 12 days). */
+  #rebase(): number {
+    const clock = Date.now();
+    const shift = clock - this.#epoch;
+    this.#epoch = clock;
+    for (const patch of this.#pending.values()) {
+      patch.firstAt = clampToSpan(patch.firstAt - shift);
+      patch.lastAt = clampToSpan(patch.lastAt - shift);
+    }
+    return 0;
+  }
+
+  #nextDeadline(): number {
+    const quiet = this.#quiet.oldest;
+    if (quiet === undefined) return Infinity;
+    const byWindow = quiet.lastAt + this.#windowMs;
+    if (this.#maxWaitMs === Infinity) return byWindow;
+    const first = this.#pending.values().next().value as PendingPatch;
+    return Math.min(byWindow, first.firstAt + this.#maxWaitMs);
+  }
+
+  #arm(now: number): void {
+    const deadline = this.#nextDeadline();
+    if (deadline === Infinity) return;
+    this.#timer = setTimer(this.#onTimer, Math.max(0, deadline - now));
+  }
+
+  /**
+   * Hands over every patch that is due. The timer may fire before the earliest deadline
+   * (the patch it was armed for was touched since); then it only re-arms.
+   */
+  readonly #onTimer = (): void => {
+    const now = this.#now();
+    // `#timer` stays set while handing over, so enqueues made meanwhile do not arm.
+    for (let patch = this.#quiet.oldest; patch !== undefined; patch = this.#quiet.oldest) {
+      if (patch.lastAt + this.#windowMs > now) break;
+      this.#unschedule(patch);
+      this.#onDue(patch);
+    }
+    if (this.#maxWaitMs !== Infinity) {
+      for (const patch of this.#pending.values()) {
+        if (patch.firstAt + this.#maxWaitMs > now) break;
+        this.#unschedule(patch);
+        this.#onDue(patch);
+      }
+    }
+    this.#timer = undefined;
+    this.#arm(now);
+  };
+}

@@ -1,0 +1,342 @@
+/**
+ * One store call in flight per workspace: invoking the store, adopting its answer, retries
+ * and back-off, give-up reports, and abandoning what a hung store never finished.
+ * When a patch is due is the deadlines' business; lanes take patches that already are.
+ */
+import { type Guard, isThenable } from './guard.js';
+import {
+  type Lane,
+  newLane,
+  newRemoval,
+  type Removal,
+  releaseWaiters,
+  undrainedItems,
+  whenRested,
+} from './lane.js';
+import { mergeFields } from './merge.js';
+import type { ResolvedOptions } from './options.js';
+import { PendingPatch } from './pending-patch.js';
+import type { StoreCalls, StoreOperation } from './store-calls.js';
+import { clearTimer, setTimer } from './timers.js';
+import type { CoalescerStats, MaybePromise, Patch } from './types.js';
+
+/** The counters behind `stats()`, shared with the coalescer. */
+export type Counts = Omit<CoalescerStats, 'pending'>;
+
+/** What the lanes need from the rest of the coalescer. */
+export interface LaneDeps<F extends object> {
+  store: StoreCalls<F>;
+  options: ResolvedOptions<F>;
+  guard: Guard<F>;
+  counts: Counts;
+  /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
+  takePending: (workspaceId: string) => PendingPatch | undefined;
+}
+
+export class WriteLanes<F extends object> {
+  readonly #store: StoreCalls<F>;
+  readonly #options: ResolvedOptions<F>;
+  readonly #guard: Guard<F>;
+  readonly #counts: Counts;
+  readonly #takePending: (workspaceId: string) => PendingPatch | undefined;
+  readonly #lanes = new Map<string, Lane>();
+
+  constructor(deps: LaneDeps<F>) {
+    this.#store = deps.store;
+    this.#options = deps.options;
+    this.#guard = deps.guard;
+    this.#counts = deps.counts;
+    this.#takePending = deps.takePending;
+  }
+
+  /** Workspaces with a store call running or waiting. */
+  get size(): number {
+    return this.#lanes.size;
+  }
+
+  /** Due patches waiting behind a store call in flight or a back-off (one per workspace). */
+  get waitingCount(): number {
+    let waiting = 0;
+    for (const lane of this.#lanes.values()) if (lane.next !== undefined) waiting++;
+    return waiting;
+  }
+
+  /** Writes a due patch, or queues it behind the workspace's running call. */
+  write(patch: PendingPatch): void {
+    let lane = this.#lanes.get(patch.workspaceId);
+    if (lane === undefined) {
+      lane = this.#openLane(patch.workspaceId);
+      lane.next = patch;
+      this.#pump(lane);
+      return;
+    }
+    if (lane.next === undefined) {
+      lane.next = patch;
+    } else {
+      // The waiting patch is older: the due one's fields win, its sources come after.
+      mergeFields(lane.next.fields, patch.fields);
+      lane.next.addSourcesOf(patch);
+    }
+    this.#pump(lane);
+  }
+
+  /**
+   * Removes the workspace: at once, or right after its running call. A patch waiting
+   * behind that call, or in back-off, is superseded. Resolves once the removal settled.
+   */
+  remove(workspaceId: string): Promise<void> {
+    let lane = this.#lanes.get(workspaceId);
+    if (lane?.removal !== undefined) {
+      lane.next = undefined;
+      return lane.removal.promise;
+    }
+    const removal = newRemoval();
+    if (lane === undefined) {
+      lane = this.#openLane(workspaceId);
+    } else {
+      lane.next = undefined;
+      if (lane.backoff !== undefined) {
+        clearTimer(lane.backoff);
+        lane.backoff = undefined;
+      }
+    }
+    lane.removal = removal;
+    this.#pump(lane);
+    return removal.promise;
+  }
+
+  /** Ends the workspace's back-off, so what waits for it is tried now. */
+  endBackoff(workspaceId: string): void {
+    const lane = this.#lanes.get(workspaceId);
+    if (lane !== undefined) this.#endBackoff(lane);
+  }
+
+  endAllBackoffs(): void {
+    for (const lane of [...this.#lanes.values()]) this.#endBackoff(lane);
+  }
+
+  /** Resolves when the workspace's lane rests; `undefined` when no call of it runs. */
+  whenRested(workspaceId: string): Promise<void> | undefined {
+    const lane = this.#lanes.get(workspaceId);
+    return lane?.busy === true ? whenRested(lane) : undefined;
+  }
+
+  /** Resolves when every lane with a running call rests. */
+  whenAllRested(): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const lane of this.#lanes.values()) {
+      if (lane.busy) waits.push(whenRested(lane));
+    }
+    return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
+  }
+
+  /** Gives up every lane, reporting what a hung store never finished, so nothing vanishes silently. */
+  abandonAll(error: Error): void {
+    for (const lane of [...this.#lanes.values()]) {
+      lane.abandoned = true;
+      if (lane.backoff !== undefined) clearTimer(lane.backoff);
+      this.#lanes.delete(lane.workspaceId);
+      const workspaceId = lane.workspaceId;
+      for (const item of undrainedItems(lane)) {
+        this.#counts.failed++;
+        if (item instanceof PendingPatch) {
+          const fields = item.fields as Patch<F>;
+          this.#guard.report(error, {
+            operation: 'upsert',
+            workspaceId,
+            source: item.sourceLabel(),
+            fields,
+          });
+        } else {
+          this.#guard.report(error, { operation: 'remove', workspaceId });
+          item.resolve();
+        }
+      }
+      releaseWaiters(lane);
+    }
+  }
+
+  #openLane(workspaceId: string): Lane {
+    const lane = newLane(workspaceId);
+    this.#lanes.set(workspaceId, lane);
+    return lane;
+  }
+
+  #endBackoff(lane: Lane): void {
+    if (lane.backoff === undefined) return;
+    clearTimer(lane.backoff);
+    lane.backoff = undefined;
+    this.#pump(lane);
+  }
+
+  /** Starts the lane's next store call, or lets it rest. */
+  #pump(lane: Lane): void {
+    if (lane.busy || lane.abandoned) return;
+    if (lane.backoff === undefined) {
+      if (lane.removal !== undefined) {
+        this.#call(lane, 'remove', lane.removal);
+        return;
+      }
+      const patch = lane.next;
+      if (patch !== undefined) {
+        lane.next = undefined;
+        this.#startUpsert(lane, patch);
+        return;
+      }
+      this.#lanes.delete(lane.workspaceId);
+    }
+    releaseWaiters(lane);
+  }
+
+  /**
+   * Runs one store call of the lane. A synchronous answer continues synchronously (so a
+   * test with fake timers sees the write at once); a thrown error and a rejection are
+   * both failures, and neither escapes. The synchronous path allocates no closure.
+   */
+  #call(lane: Lane, operation: StoreOperation, item: PendingPatch | Removal): void {
+    // Busy during a synchronous call too, so a store listener that re-enters waits its turn.
+    lane.busy = true;
+    lane.current = item;
+    let result: MaybePromise<unknown>;
+    try {
+      result = this.#store.invoke(
+        operation,
+        lane.workspaceId,
+        item instanceof PendingPatch ? item : undefined,
+      );
+    } catch (error) {
+      lane.busy = false;
+      this.#callFailed(lane, operation, item, error);
+      return;
+    }
+    if (!isThenable(result)) {
+      lane.busy = false;
+      this.#callDone(lane, operation, item, result);
+      return;
+    }
+    this.#counts.inFlight++;
+    result.then(
+      (value) => {
+        this.#counts.inFlight--;
+        if (lane.abandoned) return;
+        lane.busy = false;
+        this.#callDone(lane, operation, item, value);
+      },
+      (error: unknown) => {
+        this.#counts.inFlight--;
+        if (lane.abandoned) return;
+        lane.busy = false;
+        this.#callFailed(lane, operation, item, error);
+      },
+    );
+  }
+
+  #callDone(
+    lane: Lane,
+    operation: StoreOperation,
+    item: PendingPatch | Removal,
+    value: unknown,
+  ): void {
+    if (operation === 'upsert') {
+      this.#counts.flushed++;
+      lane.failures = 0;
+    } else if (operation === 'remove') {
+      this.#counts.removed++;
+      lane.removal = undefined;
+      (item as Removal).resolve();
+    } else if (value !== undefined) {
+      this.#call(lane, 'upsert', item);
+      return;
+    } else {
+      // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
+      this.#counts.skipped++;
+      this.#guard.logger.debug(
+        { workspaceId: lane.workspaceId, source: (item as PendingPatch).sourceLabel() },
+        'event-coalescer: skipped a patch for an unknown workspace',
+      );
+    }
+    this.#pump(lane);
+  }
+
+  #callFailed(
+    lane: Lane,
+    operation: StoreOperation,
+    item: PendingPatch | Removal,
+    error: unknown,
+  ): void {
+    if (operation === 'remove') this.#removalFailed(lane, item as Removal, error);
+    else this.#upsertFailed(lane, item as PendingPatch, error, operation);
+  }
+
+  #startUpsert(lane: Lane, patch: PendingPatch): void {
+    const canCreate = this.#options.canCreate(patch.fields as Patch<F>);
+    this.#call(lane, canCreate ? 'upsert' : 'getByWorkspaceId', patch);
+  }
+
+  #upsertFailed(
+    lane: Lane,
+    patch: PendingPatch,
+    error: unknown,
+    operation: 'upsert' | 'getByWorkspaceId',
+  ): void {
+    const workspaceId = lane.workspaceId;
+    const failures = ++lane.failures;
+    if (lane.removal !== undefined) {
+      // Removed meanwhile: writing it now would resurrect the workspace.
+      lane.failures = 0;
+      this.#pump(lane);
+      return;
+    }
+    const source = patch.sourceLabel();
+    if (failures >= this.#options.attempts) {
+      lane.failures = 0;
+      this.#counts.failed++;
+      this.#guard.report(error, {
+        operation,
+        workspaceId,
+        source,
+        fields: patch.fields as Patch<F>,
+      });
+      this.#pump(lane);
+      return;
+    }
+    // Merge the failed patch back under whatever is newer, so nothing lands out of order.
+    let newer = lane.next;
+    if (newer !== undefined) lane.next = undefined;
+    else newer = this.#takePending(workspaceId);
+    if (newer !== undefined) {
+      mergeFields(patch.fields, newer.fields);
+      patch.addSourcesOf(newer);
+    }
+    lane.next = patch;
+    this.#retryLater(lane, failures, error, { operation, workspaceId, source });
+  }
+
+  #removalFailed(lane: Lane, removal: Removal, error: unknown): void {
+    const workspaceId = lane.workspaceId;
+    removal.failures++;
+    if (removal.failures >= this.#options.attempts) {
+      this.#counts.failed++;
+      lane.removal = undefined;
+      this.#guard.report(error, { operation: 'remove', workspaceId });
+      removal.resolve();
+      this.#pump(lane);
+      return;
+    }
+    this.#retryLater(lane, removal.failures, error, { operation: 'remove', workspaceId });
+  }
+
+  #retryLater(lane: Lane, failures: number, error: unknown, context: object): void {
+    this.#counts.retried++;
+    const delayMs = this.#options.retryDelayMs * 2 ** (failures - 1);
+    this.#guard.logger.warn(
+      { ...context, err: error, attempt: failures, delayMs },
+      'event-coalescer: store call failed; retrying',
+    );
+    lane.backoff = setTimer(() => {
+      lane.backoff = undefined;
+      this.#pump(lane);
+    }, delayMs);
+    this.#pump(lane);
+  }
+}

@@ -1,1 +1,0 @@
-export { createMemorySnapshotStore, type MemorySnapshotStore } from './memory-store.js';

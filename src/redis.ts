@@ -1,7 +1,0 @@
-export {
-  createRedisSnapshotStore,
-  type RedisClient,
-  type RedisSnapshotStore,
-  type RedisStoreOptions,
-  type RedisSubscriber,
-} from './redis-store.js';
