@@ -6,10 +6,10 @@ import { StoreClock } from './clock.js';
 import { Deadlines } from './deadlines.js';
 import { expected } from './describe.js';
 import { Guard } from './guard.js';
-import { isPlainObject, mergeFields } from './merge.js';
+import { applyStaged, isPlainObject, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
 import { StoreCalls } from './store-calls.js';
-import { clearTimer, setTimer, type TimerHandle } from './timers.js';
+import { clearTimer, setTimer, type Timer } from './timers.js';
 import type {
   CoalescerOptions,
   CoalescerStats,
@@ -86,17 +86,16 @@ export class EventCoalescer<F extends object = Fields> {
    */
   enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
     assertWorkspaceId(workspaceId);
-    // `constructor === Object` settles the common case without the slower prototype lookup.
-    if (fields?.constructor !== Object && !isPlainObject(fields)) {
-      throw new TypeError(expected('fields', 'a plain object', fields));
-    }
+    if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
     if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
     if (this.#closed) {
       this.#drop(workspaceId, source);
       return;
     }
+    // Read first: a getter that throws is the caller's error, with nothing merged or counted.
+    const staged = stageFields(fields);
     const patch = this.#deadlines.touch(workspaceId, source);
-    mergeFields(patch.fields, fields);
+    applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
     if (options?.immediate === true) this.#flushNow(workspaceId);
@@ -146,14 +145,14 @@ export class EventCoalescer<F extends object = Fields> {
     return this.#closing;
   }
 
-  /** Pending workspaces (not events), including patches waiting for a store call. */
+  /** Workspaces (not events) whose patch waits for its window; at most `maxPending`. */
   get pendingCount(): number {
-    return this.#deadlines.size + this.#lanes.waitingCount;
+    return this.#deadlines.size;
   }
 
   /** A snapshot of the counters. */
   stats(): CoalescerStats {
-    return { ...this.#counts, pending: this.pendingCount };
+    return { ...this.#counts, pending: this.#deadlines.size, waiting: this.#lanes.waitingCount };
   }
 
   /** @internal Counts an event the collector could not turn into an action. */
@@ -201,8 +200,9 @@ export class EventCoalescer<F extends object = Fields> {
 
   async #drain(): Promise<void> {
     const drainTimeoutMs = this.#options.drainTimeoutMs;
+    const giveUpAt = performance.now() + drainTimeoutMs;
     let timedOut = false;
-    let deadline: TimerHandle | undefined;
+    let deadline: Timer | undefined;
     const timeout = new Promise<void>((resolve) => {
       if (drainTimeoutMs === Infinity) return;
       deadline = setTimer(() => {
@@ -210,9 +210,12 @@ export class EventCoalescer<F extends object = Fields> {
         resolve();
       }, drainTimeoutMs);
     });
-    // Each round ends every back-off, so patches that keep failing run out of attempts.
+    // Each round ends every back-off, so patches that keep failing run out of attempts. A
+    // store that fails synchronously makes rounds that never wait: the monotonic clock then
+    // ends the drain, since its timer cannot fire while the rounds run.
     while (!timedOut && (this.#deadlines.size > 0 || this.#lanes.size > 0)) {
       await Promise.race([this.flushAll(), timeout]);
+      if (performance.now() >= giveUpAt) timedOut = true;
     }
     if (deadline !== undefined) clearTimer(deadline);
     this.#deadlines.disarm();

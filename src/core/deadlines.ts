@@ -5,12 +5,10 @@
  */
 import { PendingPatch } from './pending-patch.js';
 import { QuietQueue } from './quiet-queue.js';
-import { clearTimer, setTimer, type TimerHandle } from './timers.js';
+import { clearTimer, setTimer, type Timer } from './timers.js';
 
 /** Pending times stay below this many ms from the epoch (2^30: small integers in V8). */
 const EPOCH_SPAN_MS = 0x40000000;
-const clampToSpan = (ms: number): number =>
-  Math.min(EPOCH_SPAN_MS, Math.max(-EPOCH_SPAN_MS, ms)) | 0;
 
 export class Deadlines {
   readonly #windowMs: number;
@@ -21,9 +19,13 @@ export class Deadlines {
   /** The same patches in last-enqueue order: the order of their `windowMs` deadlines. */
   readonly #quiet = new QuietQueue();
   /** One timer for all pending patches, armed for the earliest deadline. */
-  #timer: TimerHandle | undefined;
+  #timer: Timer | undefined;
+  /** The time the timer was armed for: when it fires, at least that much time has passed. */
+  #armedFor = 0;
   /** Pending times count from here (see `#now`). */
   #epoch = Date.now();
+  /** The latest time read: time never runs back, whatever the wall clock does. */
+  #latest = 0;
 
   /** `onDue` receives each patch once it is due, already taken out of the schedule. */
   constructor(windowMs: number, maxWaitMs: number, onDue: (patch: PendingPatch) => void) {
@@ -96,11 +98,23 @@ export class Deadlines {
   /**
    * Milliseconds since this schedule's epoch, as a small integer: V8 keeps small
    * integers unboxed in a patch's fields, and a boxed double costs 16 bytes each.
+   * The wall clock is read because fake timers fake it; when it steps back (NTP, a resumed
+   * VM), time stands still here instead, and the timer's own firing moves it on.
    */
   #now(): number {
     const elapsed = Date.now() - this.#epoch;
-    if (elapsed >= 0 && elapsed < EPOCH_SPAN_MS) return elapsed | 0;
-    return this.#rebase();
+    if (elapsed >= this.#latest && elapsed < EPOCH_SPAN_MS) {
+      this.#latest = elapsed | 0;
+      return this.#latest;
+    }
+    return elapsed < this.#latest ? this.#standStill(this.#latest) : this.#rebase();
+  }
+
+  /** Moves the epoch so that now reads `at`: a clock that stepped back is not followed. */
+  #standStill(at: number): number {
+    this.#epoch = Date.now() - at;
+    this.#latest = at;
+    return at;
   }
 
   /** Moves the epoch to now, shifting pending times with it (at most every 12 days). */
@@ -108,9 +122,11 @@ export class Deadlines {
     const clock = Date.now();
     const shift = clock - this.#epoch;
     this.#epoch = clock;
+    this.#latest = 0;
+    this.#armedFor -= shift;
     for (const patch of this.#pending.values()) {
-      patch.firstAt = clampToSpan(patch.firstAt - shift);
-      patch.lastAt = clampToSpan(patch.lastAt - shift);
+      patch.firstAt -= shift;
+      patch.lastAt -= shift;
     }
     return 0;
   }
@@ -127,7 +143,8 @@ export class Deadlines {
   #arm(now: number): void {
     const deadline = this.#nextDeadline();
     if (deadline === Infinity) return;
-    this.#timer = setTimer(this.#onTimer, Math.max(0, deadline - now));
+    this.#armedFor = Math.max(now, deadline);
+    this.#timer = setTimer(this.#onTimer, this.#armedFor - now);
   }
 
   /**
@@ -135,7 +152,9 @@ export class Deadlines {
    * (the patch it was armed for was touched since); then it only re-arms.
    */
   readonly #onTimer = (): void => {
-    const now = this.#now();
+    let now = this.#now();
+    // The timer waited the whole delay even if the wall clock says less: it stepped back.
+    if (now < this.#armedFor) now = this.#standStill(this.#armedFor);
     // `#timer` stays set while handing over, so enqueues made meanwhile do not arm.
     for (let patch = this.#quiet.oldest; patch !== undefined; patch = this.#quiet.oldest) {
       if (patch.lastAt + this.#windowMs > now) break;

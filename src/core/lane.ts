@@ -4,7 +4,7 @@
  * How a lane moves from one call to the next is `WriteLanes`' business.
  */
 import type { PendingPatch } from './pending-patch.js';
-import type { TimerHandle } from './timers.js';
+import type { Timer } from './timers.js';
 
 /** A removal waiting for, or doing, its store call. */
 export interface Removal {
@@ -28,7 +28,7 @@ export interface Lane {
   failures: number;
   /** The due patch that waits for the running call or the back-off to end. */
   next: PendingPatch | undefined;
-  backoff: TimerHandle | undefined;
+  backoff: Timer | undefined;
   /** Given up by a drain timeout: late answers of the store are ignored. */
   abandoned: boolean;
   /** `flush` callers, told when the lane rests (nothing running, nothing ready). */

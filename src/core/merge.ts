@@ -7,6 +7,42 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return prototype === objectPrototype || prototype === null;
 }
 
+const hasOwn = Object.hasOwn;
+
+/** A staged patch: own defined fields as key, value, key, value… */
+export type StagedFields = unknown[];
+
+/** Reused between enqueues, so staging allocates nothing; taken while in use (re-entrancy). */
+let spare: StagedFields | undefined = [];
+
+/**
+ * Reads the own defined fields of `patch` before anything is merged: a getter that throws
+ * then leaves nothing half-merged, and runs once. Inherited keys are never read.
+ */
+export function stageFields(patch: Record<string, unknown>): StagedFields {
+  const staged = spare ?? [];
+  spare = undefined;
+  try {
+    for (const key in patch) {
+      if (!hasOwn(patch, key)) continue;
+      const value = patch[key];
+      if (value !== undefined) staged.push(key, value);
+    }
+  } catch (error) {
+    staged.length = 0;
+    spare = staged;
+    throw error;
+  }
+  return staged;
+}
+
+/** Merges staged fields onto `target`, the later value winning, and frees the staging. */
+export function applyStaged(target: Record<string, unknown>, staged: StagedFields): void {
+  for (let i = 0; i < staged.length; i += 2) setField(target, staged[i] as string, staged[i + 1]);
+  staged.length = 0;
+  spare = staged;
+}
+
 /**
  * Copies the defined fields of `patch` onto `target`, the later value winning.
  * `undefined` means "not provided" and is skipped; `null` is a value.
@@ -15,6 +51,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
  */
 export function mergeFields(target: Record<string, unknown>, patch: Record<string, unknown>): void {
   for (const key in patch) {
+    if (!hasOwn(patch, key)) continue;
     const value = patch[key];
     if (value !== undefined) setField(target, key, value);
   }

@@ -1,11 +1,12 @@
 /**
  * The three store operations as a lane makes them: dispatched by name, with the merged
  * patch's source label and, with `timestamps: true`, a timestamp from the store clock.
- * Containing what the store throws or answers is the guard's business.
+ * What the store throws comes back as a `Thrown` (see the guard); its answer is the lane's.
  */
 import type { StoreClock } from './clock.js';
+import { attemptMethod, type Thrown } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
-import type { MaybePromise, Patch, SnapshotStore } from './types.js';
+import type { Patch, SnapshotStore } from './types.js';
 
 export type StoreOperation = 'upsert' | 'getByWorkspaceId' | 'remove';
 
@@ -24,16 +25,21 @@ export class StoreCalls<F extends object> {
     operation: StoreOperation,
     workspaceId: string,
     patch: PendingPatch | undefined,
-  ): MaybePromise<unknown> {
+  ): unknown | Thrown {
     const store = this.#store;
-    if (operation === 'getByWorkspaceId') return store.getByWorkspaceId(workspaceId);
+    if (operation === 'getByWorkspaceId') {
+      return attemptMethod(store, 'getByWorkspaceId', workspaceId);
+    }
     const clock = this.#clock;
     if (operation === 'remove') {
-      return clock ? store.remove(workspaceId, clock.next()) : store.remove(workspaceId);
+      return clock
+        ? attemptMethod(store, 'remove', workspaceId, clock.next())
+        : attemptMethod(store, 'remove', workspaceId);
     }
     const item = patch as PendingPatch;
+    const fields = item.fields as Patch<F>;
     return clock
-      ? store.upsert(workspaceId, item.fields as Patch<F>, item.sourceLabel(), clock.next())
-      : store.upsert(workspaceId, item.fields as Patch<F>, item.sourceLabel());
+      ? attemptMethod(store, 'upsert', workspaceId, fields, item.sourceLabel(), clock.next())
+      : attemptMethod(store, 'upsert', workspaceId, fields, item.sourceLabel());
   }
 }

@@ -64,7 +64,7 @@ export interface Logger {
 /** What was given up, by the operation that failed. */
 export type ErrorContext<F extends object = Fields> =
   | {
-      operation: 'upsert' | 'getByWorkspaceId';
+      operation: 'upsert' | 'getByWorkspaceId' | 'canCreate';
       workspaceId: string;
       source: string;
       fields: Patch<F>;
@@ -166,8 +166,13 @@ export interface CoalescerStats {
   invalid: number;
   /** Patches refused after `close()`. */
   dropped: number;
-  /** Pending workspaces. */
+  /** Workspaces whose patch waits for its window (at most `maxPending`). */
   pending: number;
+  /**
+   * Workspaces whose patch is due but waits behind their store call in flight or its
+   * retry back-off: at most one per such workspace, since they merge.
+   */
+  waiting: number;
   /** Store calls in flight. */
   inFlight: number;
 }

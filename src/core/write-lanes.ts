@@ -3,7 +3,7 @@
  * and back-off, give-up reports, and abandoning what a hung store never finished.
  * When a patch is due is the deadlines' business; lanes take patches that already are.
  */
-import { type Guard, isThenable } from './guard.js';
+import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
 import {
   type Lane,
   newLane,
@@ -18,10 +18,10 @@ import type { ResolvedOptions } from './options.js';
 import { PendingPatch } from './pending-patch.js';
 import type { StoreCalls, StoreOperation } from './store-calls.js';
 import { clearTimer, setTimer } from './timers.js';
-import type { CoalescerStats, MaybePromise, Patch } from './types.js';
+import type { CoalescerStats, Patch } from './types.js';
 
 /** The counters behind `stats()`, shared with the coalescer. */
-export type Counts = Omit<CoalescerStats, 'pending'>;
+export type Counts = Omit<CoalescerStats, 'pending' | 'waiting'>;
 
 /** What the lanes need from the rest of the coalescer. */
 export interface LaneDeps<F extends object> {
@@ -190,32 +190,32 @@ export class WriteLanes<F extends object> {
 
   /**
    * Runs one store call of the lane. A synchronous answer continues synchronously (so a
-   * test with fake timers sees the write at once); a thrown error and a rejection are
-   * both failures, and neither escapes. The synchronous path allocates no closure.
+   * test with fake timers sees the write at once); a thenable is adopted as `await` would,
+   * settling once. A thrown error and a rejection are both failures, and neither escapes.
    */
   #call(lane: Lane, operation: StoreOperation, item: PendingPatch | Removal): void {
     // Busy during a synchronous call too, so a store listener that re-enters waits its turn.
     lane.busy = true;
     lane.current = item;
-    let result: MaybePromise<unknown>;
-    try {
-      result = this.#store.invoke(
-        operation,
-        lane.workspaceId,
-        item instanceof PendingPatch ? item : undefined,
-      );
-    } catch (error) {
+    const answer = this.#store.invoke(
+      operation,
+      lane.workspaceId,
+      item instanceof PendingPatch ? item : undefined,
+    );
+    if (answer instanceof Thrown) {
       lane.busy = false;
-      this.#callFailed(lane, operation, item, error);
+      this.#callFailed(lane, operation, item, answer.error);
       return;
     }
-    if (!isThenable(result)) {
+    const later = adopt(answer);
+    if (later === undefined) {
       lane.busy = false;
-      this.#callDone(lane, operation, item, result);
+      this.#callDone(lane, operation, item, answer);
       return;
     }
     this.#counts.inFlight++;
-    result.then(
+    whenSettled(
+      later,
       (value) => {
         this.#counts.inFlight--;
         if (lane.abandoned) return;
@@ -268,8 +268,14 @@ export class WriteLanes<F extends object> {
     else this.#upsertFailed(lane, item as PendingPatch, error, operation);
   }
 
+  /** Upserts, or first asks the store whether it knows a workspace the patch may not create. */
   #startUpsert(lane: Lane, patch: PendingPatch): void {
-    const canCreate = this.#options.canCreate(patch.fields as Patch<F>);
+    const canCreate = attempt(this.#options.canCreate, undefined, patch.fields as Patch<F>);
+    if (canCreate instanceof Thrown) {
+      // A failed attempt of this write, retried and reported like a store failure.
+      this.#upsertFailed(lane, patch, canCreate.error, 'canCreate');
+      return;
+    }
     this.#call(lane, canCreate ? 'upsert' : 'getByWorkspaceId', patch);
   }
 
@@ -277,7 +283,7 @@ export class WriteLanes<F extends object> {
     lane: Lane,
     patch: PendingPatch,
     error: unknown,
-    operation: 'upsert' | 'getByWorkspaceId',
+    operation: 'upsert' | 'getByWorkspaceId' | 'canCreate',
   ): void {
     const workspaceId = lane.workspaceId;
     const failures = ++lane.failures;
