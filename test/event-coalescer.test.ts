@@ -761,3 +761,202 @@ describe('EventCoalescer with real timers', () => {
     await coalescer.close();
   });
 });
+
+describe('EventCoalescer durations of any length', () => {
+  const LONG_MS = 2 ** 31 + 5000;
+
+  it.each([
+    ['windowMs', { windowMs: LONG_MS, maxWaitMs: Number.POSITIVE_INFINITY }],
+    ['maxWaitMs', { windowMs: LONG_MS + 10, maxWaitMs: LONG_MS }],
+  ])('waits a %s past 2^31 ms in full', (_name, options) => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, options);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(10);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(LONG_MS - 11);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+
+  it('waits out a retry back-off past 2^31 ms in full', () => {
+    let calls = 0;
+    const store = syncStore();
+    store.upsert.mockImplementation(() => {
+      if (++calls === 1) throw new Error('first');
+    });
+    const coalescer = new EventCoalescer(store, { retry: { attempts: 2, delayMs: LONG_MS } });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    vi.advanceTimersByTime(LONG_MS - 1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+  });
+
+  it('waits a drainTimeoutMs past 2^31 ms in full', async () => {
+    const never = new Promise<void>(() => {});
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(
+      { upsert: () => never, getByWorkspaceId: () => ({}), remove: () => {} },
+      { onError, drainTimeoutMs: LONG_MS },
+    );
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    const closing = coalescer.close();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(onError).not.toHaveBeenCalled();
+    await vi.advanceTimersByTimeAsync(LONG_MS - 1000);
+    await closing;
+    expect(onError).toHaveBeenCalledTimes(1);
+  });
+
+  it('arms no timer Node would cut short: no TimeoutOverflowWarning, no early write', async () => {
+    vi.useRealTimers();
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const store = syncStore();
+      const coalescer = new EventCoalescer(store, {
+        windowMs: LONG_MS,
+        maxWaitMs: Number.POSITIVE_INFINITY,
+      });
+      coalescer.enqueue('ws-1', { a: 1 }, 's');
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(store.upsert).not.toHaveBeenCalled();
+      await coalescer.close();
+      expect(store.upsert).toHaveBeenCalledTimes(1);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((warning) => warning.name === 'TimeoutOverflowWarning')).toEqual([]);
+  });
+});
+
+describe('EventCoalescer with a wall clock that steps back', () => {
+  it('still writes a quiet patch windowMs after its last enqueue', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(50);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    vi.advanceTimersByTime(99);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+
+  it('still writes a busy patch within maxWaitMs of its first enqueue', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 100, maxWaitMs: 300 });
+    coalescer.enqueue('ws-1', { n: 0 }, 's');
+    for (let n = 1; n <= 5; n++) {
+      vi.advanceTimersByTime(50);
+      // NTP steps the clock back an hour, twice.
+      if (n === 2 || n === 4) vi.setSystemTime(Date.now() - 3_600_000);
+      coalescer.enqueue('ws-1', { n }, 's');
+    }
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(50);
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { n: 5 }, 's']]);
+  });
+
+  it('keeps later deadlines exact after the step', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    vi.setSystemTime(Date.now() - 86_400_000);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('EventCoalescer fields that look plain but are not', () => {
+  it.each([
+    ['an object with an inherited enumerable key', () => Object.create({ a: 1 })],
+    ['an array with an own constructor', () => Object.assign([], { constructor: Object })],
+    [
+      'a class instance with an own constructor',
+      () => Object.assign(new Map(), { constructor: Object }),
+    ],
+  ])('refuses %s with a TypeError', (_label, make) => {
+    const coalescer = new EventCoalescer(syncStore());
+    expect(() => coalescer.enqueue('ws-1', make(), 's')).toThrow(
+      /Expected `fields` to be a plain object/,
+    );
+    expect(coalescer.stats()).toMatchObject({ enqueued: 0, pending: 0 });
+  });
+
+  it('never merges a key inherited from a polluted Object.prototype', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    Object.defineProperty(Object.prototype, 'polluted', {
+      value: 'yes',
+      enumerable: true,
+      configurable: true,
+      writable: true,
+    });
+    try {
+      coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+    }
+    expect(Object.keys(store.upsert.mock.calls[0]?.[1] ?? {})).toEqual(['a']);
+  });
+
+  it('is atomic: a getter that throws merges nothing, counts nothing, and throws to the caller', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    const hostile = {
+      a: 2,
+      get b(): number {
+        throw new Error('getter');
+      },
+    };
+    expect(() => coalescer.enqueue('ws-1', hostile, 's2')).toThrow('getter');
+    expect(() => coalescer.enqueue('ws-2', hostile, 's2')).toThrow('getter');
+    expect(coalescer.stats()).toMatchObject({ enqueued: 1, pending: 1 });
+    vi.advanceTimersByTime(150);
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { a: 1 }, 's']]);
+  });
+
+  it('reads each getter once', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    let reads = 0;
+    const fields = {
+      get a(): number {
+        reads++;
+        return 1;
+      },
+    };
+    coalescer.enqueue('ws-1', fields, 's', { immediate: true });
+    expect(reads).toBe(1);
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { a: 1 }, 's']]);
+  });
+});
+
+describe('EventCoalescer pending and waiting', () => {
+  it('keeps pendingCount within maxPending with a slow store; due patches wait apart', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { maxPending: 3, canCreate: () => true });
+    let highest = 0;
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 10; i++) {
+        coalescer.enqueue(`ws-${i}`, { round }, 's');
+        highest = Math.max(highest, coalescer.pendingCount, coalescer.stats().pending);
+      }
+    }
+    expect(highest).toBe(3);
+    const stats = coalescer.stats();
+    expect(stats.pending).toBe(3);
+    // Every workspace with a call in flight holds at most one merged waiting patch.
+    expect(stats.waiting).toBeLessThanOrEqual(calls.length);
+    expect(stats.waiting).toBeGreaterThan(0);
+    for (const call of calls) call.gate.resolve(undefined);
+    await settle();
+  });
+});

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
 import { EventCoalescer, type SnapshotStore } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { settle } from './helpers.js';
+import { settle, syncStore } from './helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -191,5 +191,279 @@ describe('listeners under bad input', () => {
     await settle();
     vi.advanceTimersByTime(1000);
     expect(store.getAll().map((entry) => entry.workspaceId)).toEqual(['ws-1']);
+  });
+});
+
+/** A store that fails its first `failures` upserts, synchronously, then writes into memory. */
+function failingFirst(failures: number) {
+  const memory = createMemorySnapshotStore();
+  let calls = 0;
+  const store: SnapshotStore = {
+    upsert(id, fields, source) {
+      calls++;
+      if (calls <= failures) throw new Error(`upsert ${calls} failed`);
+      memory.upsert(id, fields, source);
+    },
+    getByWorkspaceId: (id) => memory.getByWorkspaceId(id),
+    remove: (id) => memory.remove(id),
+  };
+  return { store, memory };
+}
+
+const throwingLogger = () => ({
+  debug: vi.fn(() => {
+    throw new Error('debug');
+  }),
+  info: vi.fn(() => {
+    throw new Error('info');
+  }),
+  warn: vi.fn(() => {
+    throw new Error('warn');
+  }),
+  error: vi.fn(() => {
+    throw new Error('error');
+  }),
+});
+
+describe('callbacks that throw', () => {
+  /** One run: two workspaces, the first write failing twice, a give-up, an enqueue after close. */
+  async function run(logger: object | undefined) {
+    const { store, memory } = failingFirst(3);
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, {
+      ...(logger === undefined ? {} : { logger }),
+      onError,
+      canCreate: () => true,
+      retry: { attempts: 2, delayMs: 10 },
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    coalescer.enqueue('ws-2', { b: 1 }, 's');
+    await vi.advanceTimersByTimeAsync(1000);
+    await coalescer.close();
+    coalescer.enqueue('ws-3', { c: 1 }, 's');
+    return {
+      stats: coalescer.stats(),
+      errors: onError.mock.calls.map(([, context]) => context),
+      rows: memory.getAll().map((entry) => [entry.workspaceId, entry.fields]),
+    };
+  }
+
+  it('a logger whose every method throws changes no write, retry, count or report', async () => {
+    const logger = throwingLogger();
+    const silent = await run(undefined);
+    const throwing = await run(logger);
+    expect(throwing).toEqual(silent);
+    expect(silent.stats).toMatchObject({ failed: 1, retried: 2, flushed: 1, dropped: 1 });
+    expect(logger.warn).toHaveBeenCalled();
+    expect(logger.error).toHaveBeenCalled();
+  });
+
+  it('a throwing canCreate is a failed attempt: retried, then written', async () => {
+    const store = syncStore();
+    let calls = 0;
+    const coalescer = new EventCoalescer(store, {
+      canCreate: () => {
+        calls++;
+        if (calls === 1) throw new Error('canCreate');
+        return true;
+      },
+      retry: { attempts: 2, delayMs: 10 },
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    expect(() => vi.advanceTimersByTime(150)).not.toThrow();
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(10);
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { a: 1 }, 's']]);
+    expect(coalescer.stats()).toMatchObject({ retried: 1, flushed: 1, failed: 0 });
+  });
+
+  it('a canCreate that always throws is reported once as canCreate, and counted', async () => {
+    const store = syncStore();
+    const onError = vi.fn();
+    const failure = new Error('canCreate');
+    const coalescer = new EventCoalescer(store, {
+      canCreate: () => {
+        throw failure;
+      },
+      onError,
+      retry: { attempts: 3, delayMs: 10 },
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(onError.mock.calls).toEqual([
+      [failure, { operation: 'canCreate', workspaceId: 'ws-1', source: 's', fields: { a: 1 } }],
+    ]);
+    expect(coalescer.stats()).toMatchObject({ failed: 1, retried: 2, flushed: 0 });
+    expect(store.upsert).not.toHaveBeenCalled();
+    expect(store.getByWorkspaceId).not.toHaveBeenCalled();
+  });
+
+  it('a throwing onError is contained, logged, and not called again for itself', async () => {
+    const logger = { error: vi.fn() };
+    const onError = vi.fn(() => {
+      throw new Error('onError');
+    });
+    const { store } = failingFirst(Number.POSITIVE_INFINITY);
+    const coalescer = new EventCoalescer(store, {
+      logger,
+      onError,
+      canCreate: () => true,
+      retry: { attempts: 1 },
+    });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    expect(() => vi.advanceTimersByTime(150)).not.toThrow();
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(logger.error.mock.calls.map(([, message]) => message)).toEqual([
+      'event-coalescer: upsert given up',
+      'event-coalescer: onError threw',
+    ]);
+  });
+
+  it('a throwing onError and logger together still let close() settle', async () => {
+    const onError = vi.fn(() => {
+      throw new Error('onError');
+    });
+    const never = { then() {} };
+    const coalescer = new EventCoalescer(
+      { upsert: () => never, getByWorkspaceId: () => ({}), remove: () => never },
+      { onError, logger: throwingLogger(), drainTimeoutMs: 100 },
+    );
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    void coalescer.remove('ws-2');
+    const closing = coalescer.close();
+    await vi.advanceTimersByTimeAsync(100);
+    await closing;
+    expect(onError).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('store answers that are odd thenables', () => {
+  const thenables: Array<[string, () => unknown, 'done' | 'failed']> = [
+    [
+      'a then that throws',
+      () => ({
+        then() {
+          throw new Error('then threw');
+        },
+      }),
+      'failed',
+    ],
+    [
+      'a then getter that throws',
+      () => ({
+        get then() {
+          throw new Error('getter threw');
+        },
+      }),
+      'failed',
+    ],
+    [
+      'a thenable that fulfils twice',
+      () => ({
+        then(ok: (value: unknown) => void) {
+          ok(undefined);
+          ok(undefined);
+        },
+      }),
+      'done',
+    ],
+    [
+      'a thenable that fulfils, then rejects',
+      () => ({
+        then(ok: (value: unknown) => void, fail: (error: unknown) => void) {
+          ok(undefined);
+          fail(new Error('late rejection'));
+        },
+      }),
+      'done',
+    ],
+    [
+      'a thenable that rejects, then fulfils, then throws',
+      () => ({
+        then(ok: (value: unknown) => void, fail: (error: unknown) => void) {
+          fail(new Error('rejected'));
+          ok(undefined);
+          throw new Error('then threw after settling');
+        },
+      }),
+      'failed',
+    ],
+    [
+      'a native promise carrying a then of its own',
+      () => Object.assign(Promise.resolve(), { then: () => undefined }),
+      'done',
+    ],
+  ];
+
+  it.each(thenables)('%s counts once, as await would', async (_label, answer, outcome) => {
+    const onError = vi.fn();
+    let inFlight = 0;
+    let overlap = false;
+    const coalescer = new EventCoalescer(
+      {
+        upsert: () => {
+          if (++inFlight > 1) overlap = true;
+          const value = answer();
+          void Promise.resolve().then(() => inFlight--);
+          return value as never;
+        },
+        getByWorkspaceId: () => ({}),
+        remove: () => {},
+      },
+      { onError, canCreate: () => true, retry: { attempts: 1 } },
+    );
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    coalescer.enqueue('ws-1', { a: 2 }, 's', { immediate: true });
+    await vi.advanceTimersByTimeAsync(100);
+    await coalescer.close();
+    const stats = coalescer.stats();
+    expect(stats.inFlight).toBe(0);
+    expect(overlap).toBe(false);
+    expect(stats.flushed + stats.failed).toBe(2);
+    expect(outcome === 'done' ? stats.flushed : stats.failed).toBe(2);
+    expect(onError).toHaveBeenCalledTimes(stats.failed);
+  });
+});
+
+describe('close() under a hostile store', () => {
+  it('settles within drainTimeoutMs when a then never calls back', async () => {
+    const never = { then() {} };
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(
+      { upsert: () => never, getByWorkspaceId: () => never, remove: () => never },
+      { onError, canCreate: () => true, drainTimeoutMs: 200 },
+    );
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    let closed = false;
+    const closing = coalescer.close().then(() => {
+      closed = true;
+    });
+    await vi.advanceTimersByTimeAsync(199);
+    expect(closed).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await closing;
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(coalescer.stats()).toMatchObject({ failed: 1, inFlight: 1 });
+  });
+
+  it('settles within drainTimeoutMs, in real time, when a store fails synchronously without end', async () => {
+    vi.useRealTimers();
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(
+      {
+        upsert: () => {
+          throw new Error('always');
+        },
+        getByWorkspaceId: () => ({}),
+        remove: () => {},
+      },
+      { onError, canCreate: () => true, retry: { attempts: 1e9 }, drainTimeoutMs: 50 },
+    );
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    const started = performance.now();
+    await coalescer.close();
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(coalescer.stats().failed).toBe(1);
   });
 });
