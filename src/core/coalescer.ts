@@ -21,6 +21,9 @@ import type {
 } from './types.js';
 import { type Counts, WriteLanes } from './write-lanes.js';
 
+const getPrototypeOf = Object.getPrototypeOf;
+const objectPrototype = Object.prototype;
+
 function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is string {
   if (typeof workspaceId !== 'string' || workspaceId === '') {
     throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
@@ -86,7 +89,13 @@ export class EventCoalescer<F extends object = Fields> {
    */
   enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
     assertWorkspaceId(workspaceId);
-    if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
+    if (
+      typeof fields !== 'object' ||
+      fields === null ||
+      getPrototypeOf(fields) !== objectPrototype
+    ) {
+      if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
+    }
     if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
     if (this.#closed) {
       this.#drop(workspaceId, source);

@@ -9,38 +9,57 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 const hasOwn = Object.hasOwn;
 
-/** A staged patch: own defined fields as key, value, key, value… */
-export type StagedFields = unknown[];
+/** Fields read from a patch, not yet merged: `count` keys and their values. */
+export interface StagedFields {
+  keys: string[];
+  values: unknown[];
+  count: number;
+}
 
-/** Reused between enqueues, so staging allocates nothing; taken while in use (re-entrancy). */
-let spare: StagedFields | undefined = [];
+/** Reused by every enqueue, so staging allocates nothing; a getter that re-enters gets its own. */
+const shared: StagedFields = { keys: [], values: [], count: 0 };
+let sharedInUse = false;
+const empty = {};
+
+/** Whether `Object.prototype` carries enumerable keys, which `for…in` would yield. */
+function prototypePolluted(): boolean {
+  for (const _ in empty) return true;
+  return false;
+}
 
 /**
  * Reads the own defined fields of `patch` before anything is merged: a getter that throws
- * then leaves nothing half-merged, and runs once. Inherited keys are never read.
+ * leaves nothing half-merged, and each getter runs once. Inherited keys are never read.
  */
 export function stageFields(patch: Record<string, unknown>): StagedFields {
-  const staged = spare ?? [];
-  spare = undefined;
+  const staged = sharedInUse ? { keys: [], values: [], count: 0 } : shared;
+  const ownOnly = prototypePolluted();
+  let count = 0;
+  sharedInUse = true;
   try {
     for (const key in patch) {
-      if (!hasOwn(patch, key)) continue;
+      if (ownOnly && !hasOwn(patch, key)) continue;
       const value = patch[key];
-      if (value !== undefined) staged.push(key, value);
+      if (value === undefined) continue;
+      staged.keys[count] = key;
+      staged.values[count] = value;
+      count++;
     }
-  } catch (error) {
-    staged.length = 0;
-    spare = staged;
-    throw error;
+  } finally {
+    if (staged === shared) sharedInUse = false;
   }
+  staged.count = count;
   return staged;
 }
 
-/** Merges staged fields onto `target`, the later value winning, and frees the staging. */
+/** Merges staged fields onto `target`, the later value winning. */
 export function applyStaged(target: Record<string, unknown>, staged: StagedFields): void {
-  for (let i = 0; i < staged.length; i += 2) setField(target, staged[i] as string, staged[i + 1]);
-  staged.length = 0;
-  spare = staged;
+  const { keys, values, count } = staged;
+  for (let i = 0; i < count; i++) {
+    setField(target, keys[i] as string, values[i]);
+    // Let go of the value: the shared staging must not keep a patch's values alive.
+    values[i] = undefined;
+  }
 }
 
 /**
