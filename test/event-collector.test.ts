@@ -143,6 +143,98 @@ describe('createEventCollector', () => {
     expect(good.listenerCount('change')).toBe(0);
   });
 
+  it.each([
+    [
+      'a name that is not a string',
+      { name: 42 },
+      TypeError,
+      /`sources\[1\]\.name` to be a string, got `42`/,
+    ],
+    [
+      'an immediate that is not a boolean',
+      { immediate: 'yes' },
+      TypeError,
+      /`sources\[1\]\.immediate`/,
+    ],
+    [
+      'a retry that is not an object',
+      { retry: 3 },
+      TypeError,
+      /`sources\[1\]\.retry` to be an object/,
+    ],
+    [
+      'retry.attempts of 0',
+      { retry: { attempts: 0 } },
+      RangeError,
+      /`sources\[1\]\.retry\.attempts`/,
+    ],
+    [
+      'a negative retry.delayMs',
+      { retry: { delayMs: -1 } },
+      RangeError,
+      /`sources\[1\]\.retry\.delayMs`/,
+    ],
+  ])(
+    'rejects a refresh source with %s, naming it, and detaches what it attached',
+    (_label, extra, kind, message) => {
+      const good = new EventEmitter();
+      const other = new EventEmitter();
+      const create = () =>
+        createEventCollector({
+          store: syncStore(),
+          sources: [
+            changeSource(good),
+            {
+              emitter: other,
+              event: 'x',
+              key: () => 'ws',
+              refresh: async () => ({}),
+              ...extra,
+            } as never,
+          ],
+        });
+      expect(create).toThrow(kind);
+      expect(create).toThrow(message);
+      expect(good.listenerCount('change')).toBe(0);
+      expect(other.listenerCount('x')).toBe(0);
+    },
+  );
+
+  it('rejects a patch source whose name is not a string before attaching it', () => {
+    const emitter = new EventEmitter();
+    expect(() =>
+      createEventCollector({
+        store: syncStore(),
+        sources: [{ ...changeSource(emitter), name: Symbol('n') } as never],
+      }),
+    ).toThrow(/`sources\[0\]\.name` to be a string/);
+    expect(emitter.listenerCount('change')).toBe(0);
+  });
+
+  it('counts an action whose getter throws as invalid, never throwing into emit()', () => {
+    const emitter = new EventEmitter();
+    const onError = vi.fn();
+    const collector = createEventCollector({
+      store: syncStore(),
+      onError,
+      sources: [
+        {
+          emitter,
+          event: 'x',
+          map: () => ({
+            workspaceId: 'ws-1',
+            get fields(): never {
+              throw new Error('getter');
+            },
+          }),
+        },
+      ],
+    });
+    expect(() => emitter.emit('x')).not.toThrow();
+    expect(collector.coalescer.stats()).toMatchObject({ invalid: 1, enqueued: 0 });
+    expect(onError.mock.calls[0]?.[1]).toEqual({ operation: 'map', source: 'event:x' });
+  });
+
   it('rejects a source without map', () => {
     expect(() =>
       createEventCollector({

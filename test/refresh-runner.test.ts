@@ -213,3 +213,81 @@ describe('refresh sources', () => {
     expect(onError.mock.calls[0]?.[1]).toEqual({ operation: 'map', source: 'event:changed' });
   });
 });
+
+describe('refresh results that cannot be read', () => {
+  it.each([
+    [
+      'a getter that throws',
+      () => ({
+        get title(): string {
+          throw new Error('getter');
+        },
+      }),
+    ],
+    ['a number', () => 42],
+    ['an array', () => ['x']],
+  ])(
+    '%s is a failed refresh: retried, reported, and later signals still refresh',
+    async (_l, make) => {
+      const emitter = new EventEmitter();
+      const store = syncStore();
+      const onError = vi.fn();
+      let runs = 0;
+      const collector = createEventCollector({
+        store,
+        onError,
+        sources: [
+          {
+            emitter,
+            event: 'changed',
+            key: (id: string) => id,
+            refresh: async () => {
+              runs++;
+              return (runs <= 2 ? make() : { title: 'fresh' }) as never;
+            },
+            retry: { attempts: 2, delayMs: 100 },
+          },
+        ],
+      });
+      emitter.emit('changed', 'ws-1');
+      await vi.advanceTimersByTimeAsync(100);
+      expect(runs).toBe(2);
+      expect(onError).toHaveBeenCalledTimes(1);
+      expect(onError.mock.calls[0]?.[1]).toEqual({
+        operation: 'refresh',
+        source: 'event:changed',
+        workspaceId: 'ws-1',
+      });
+      expect(collector.coalescer.stats().failed).toBe(1);
+      emitter.emit('changed', 'ws-1');
+      await vi.advanceTimersByTimeAsync(150);
+      expect(runs).toBe(3);
+      expect(store.upsert).toHaveBeenCalledWith('ws-1', { title: 'fresh' }, 'event:changed');
+    },
+  );
+
+  it('waits a back-off past 2^31 ms in full', async () => {
+    const emitter = new EventEmitter();
+    let runs = 0;
+    createEventCollector({
+      store: syncStore(),
+      sources: [
+        {
+          emitter,
+          event: 'changed',
+          key: (id: string) => id,
+          refresh: async () => {
+            runs++;
+            throw new Error('down');
+          },
+          retry: { attempts: 2, delayMs: 2 ** 31 + 1000 },
+        },
+      ],
+    });
+    emitter.emit('changed', 'ws-1');
+    await vi.advanceTimersByTimeAsync(2 ** 31);
+    expect(runs).toBe(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(runs).toBe(2);
+  });
+});

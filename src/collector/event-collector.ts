@@ -1,6 +1,7 @@
 import { EventCoalescer } from '../core/coalescer.js';
 import { expected } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
+import { numberOption } from '../core/options.js';
 import type { CoalescerOptions, Fields, Patch, SnapshotStore } from '../core/types.js';
 import { subscribe } from './emitter-adapter.js';
 import { RefreshRunner } from './refresh-runner.js';
@@ -102,8 +103,10 @@ export function createEventCollector<F extends object = Fields>(
         if (Array.isArray(result)) for (const action of result) apply(name, action);
         else apply(name, result);
       } catch (error) {
-        // Only a bug can land here; the domain's emit() must still never see it.
-        logger.error({ source: name, err: error }, 'event-coalescer: listener failed');
+        // An action or its fields that cannot be read (a getter that throws): the event is
+        // invalid, and the domain's emit() must still never see it.
+        coalescer.countInvalid();
+        coalescer.reportError(error, { operation: 'map', source: name });
       }
     };
   };
@@ -136,17 +139,30 @@ export function createEventCollector<F extends object = Fields>(
   };
 
   sources.forEach((source, index) => {
-    const wellFormed = isPlainObject(source as unknown);
-    const name = wellFormed ? sourceName(source) : `sources[${index}]`;
+    const at = `sources[${index}]`;
     const shapeError = (what: string, value: unknown): TypeError => {
       detachAll();
-      return new TypeError(expected(`sources[${index}]${what}`, whatExpected(what), value));
+      return new TypeError(expected(`${at}${what}`, whatExpected(what), value));
     };
-    if (!wellFormed) throw shapeError('', source);
+    if (!isPlainObject(source as unknown)) throw shapeError('', source);
+    // The whole source is checked before its listener is attached.
     if (typeof source.event !== 'string') throw shapeError('.event', source.event);
+    if (source.name !== undefined && typeof source.name !== 'string') {
+      throw shapeError('.name', source.name);
+    }
+    const name = sourceName(source);
     let listener: (...args: unknown[]) => void;
     if (isRefreshSource(source)) {
       if (typeof source.key !== 'function') throw shapeError('.key', source.key);
+      if (source.immediate !== undefined && typeof source.immediate !== 'boolean') {
+        throw shapeError('.immediate', source.immediate);
+      }
+      try {
+        checkRetry(at, source.retry);
+      } catch (error) {
+        detachAll();
+        throw error;
+      }
       const runner = new RefreshRunner(source, coalescer);
       runners.push(runner);
       listener = refreshListener(source, name, runner);
@@ -185,9 +201,19 @@ export function createEventCollector<F extends object = Fields>(
   return collector;
 }
 
+/** A refresh source's `retry`, checked as the coalescer checks its own. */
+function checkRetry(at: string, retry: unknown): void {
+  if (retry === undefined) return;
+  if (!isPlainObject(retry)) throw new TypeError(expected(`${at}.retry`, 'an object', retry));
+  numberOption(`${at}.retry.attempts`, retry.attempts, 3, 'count');
+  numberOption(`${at}.retry.delayMs`, retry.delayMs, 1000, 'duration');
+}
+
 function whatExpected(what: string): string {
   if (what === '') return 'a source object';
   if (what === '.event') return 'an event name (string)';
+  if (what === '.name') return 'a string';
+  if (what === '.immediate') return 'a boolean';
   if (what.startsWith('.emitter')) {
     return 'an emitter with on/off, addListener/removeListener or addEventListener/removeEventListener';
   }

@@ -1,9 +1,9 @@
 import type { EventCoalescer } from '../core/coalescer.js';
+import { expected } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
+import { clearTimer, setTimer, type Timer } from '../core/timers.js';
 import type { Patch } from '../core/types.js';
 import { type RefreshSource, sourceName } from './sources.js';
-
-type TimerHandle = ReturnType<typeof setTimeout>;
 
 /** One workspace's refreshes for one source. */
 interface RefreshState {
@@ -13,7 +13,7 @@ interface RefreshState {
   /** A signal arrived while a run was going: one more run follows its success. */
   rerun: boolean;
   failures: number;
-  backoff: TimerHandle | undefined;
+  backoff: Timer | undefined;
 }
 
 /**
@@ -62,7 +62,7 @@ export class RefreshRunner<F extends object> {
     const state = this.#states.get(workspaceId);
     if (state === undefined) return;
     this.#states.delete(workspaceId);
-    if (state.backoff !== undefined) globalThis.clearTimeout(state.backoff);
+    if (state.backoff !== undefined) clearTimer(state.backoff);
     state.controller.abort();
   }
 
@@ -86,9 +86,15 @@ export class RefreshRunner<F extends object> {
     result.then(
       (fields) => {
         if (!this.#isCurrent(state)) return;
+        // A result that cannot be read or merged is a failed run, retried like a rejection.
+        try {
+          this.#deliver(state.workspaceId, fields);
+        } catch (error) {
+          this.#failed(state, error);
+          return;
+        }
         state.running = false;
         state.failures = 0;
-        this.#deliver(state.workspaceId, fields);
         if (!this.#isCurrent(state)) return;
         if (state.rerun) {
           state.rerun = false;
@@ -98,40 +104,39 @@ export class RefreshRunner<F extends object> {
         }
       },
       (error: unknown) => {
-        if (!this.#isCurrent(state)) return;
-        state.running = false;
-        state.rerun = false;
-        state.failures++;
-        const context = {
-          operation: 'refresh',
-          source: this.#name,
-          workspaceId: state.workspaceId,
-        } as const;
-        if (state.failures >= this.#attempts) {
-          this.#states.delete(state.workspaceId);
-          this.#coalescer.countFailed();
-          this.#coalescer.reportError(error, context);
-          return;
-        }
-        const delayMs = this.#delayMs * 2 ** (state.failures - 1);
-        this.#coalescer.options.logger.warn(
-          { ...context, err: error, attempt: state.failures, delayMs },
-          'event-coalescer: refresh failed; retrying',
-        );
-        state.backoff = globalThis.setTimeout(() => this.#run(state), delayMs);
+        if (this.#isCurrent(state)) this.#failed(state, error);
       },
     );
   }
 
+  #failed(state: RefreshState, error: unknown): void {
+    state.running = false;
+    state.rerun = false;
+    state.failures++;
+    const context = {
+      operation: 'refresh',
+      source: this.#name,
+      workspaceId: state.workspaceId,
+    } as const;
+    if (state.failures >= this.#attempts) {
+      this.#states.delete(state.workspaceId);
+      this.#coalescer.countFailed();
+      this.#coalescer.reportError(error, context);
+      return;
+    }
+    const delayMs = this.#delayMs * 2 ** (state.failures - 1);
+    this.#coalescer.options.logger.warn(
+      { ...context, err: error, attempt: state.failures, delayMs },
+      'event-coalescer: refresh failed; retrying',
+    );
+    state.backoff = setTimer(() => this.#run(state), delayMs);
+  }
+
+  /** Enqueues what a run read; throws when it cannot be read as a patch. */
   #deliver(workspaceId: string, fields: Patch<F> | undefined): void {
     if (fields === undefined) return;
     if (!isPlainObject(fields)) {
-      this.#coalescer.countInvalid();
-      this.#coalescer.options.logger.warn(
-        { workspaceId, source: this.#name },
-        'event-coalescer: refresh returned something other than a plain object; ignored',
-      );
-      return;
+      throw new TypeError(expected('the result of refresh', 'a plain object or undefined', fields));
     }
     const immediate = this.#source.immediate === true;
     this.#coalescer.enqueue(workspaceId, fields, this.#name, immediate ? { immediate } : undefined);

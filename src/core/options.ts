@@ -43,7 +43,7 @@ const NUMBER_RULES = {
 } as const;
 
 /** `value`, or `fallback` when it is undefined; a RangeError names the option otherwise. */
-function numberOption(
+export function numberOption(
   name: string,
   value: unknown,
   fallback: number,
