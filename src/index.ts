@@ -14,4 +14,6 @@ export type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
+  StoreErrorContext,
+  StoreErrorHandler,
 } from './core/types.js';

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { EventCoalescer } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { describeStoreContract } from './store-contract.js';
 
@@ -20,5 +21,85 @@ describe('createMemorySnapshotStore', () => {
     store.remove('ws-1');
     expect(store.size).toBe(1);
     expect(store.getAll()).toHaveLength(1);
+  });
+});
+
+describe('createMemorySnapshotStore removals', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('forgets removals once tombstoneTtlMs has passed, so removed ids do not hold memory', () => {
+    const store = createMemorySnapshotStore({ tombstoneTtlMs: 1000 });
+    for (let i = 0; i < 300_000; i++) store.remove(`ws-${i}`, i + 1);
+    expect(store.removalCount).toBe(300_000);
+    vi.advanceTimersByTime(999);
+    expect(store.removalCount).toBe(300_000);
+    vi.advanceTimersByTime(1);
+    expect(store.removalCount).toBe(0);
+  });
+
+  it('keeps an older write from resurrecting a workspace until the TTL, and no longer', () => {
+    const store = createMemorySnapshotStore({ tombstoneTtlMs: 1000 });
+    store.remove('ws-1', 500);
+    store.upsert('ws-1', { a: 1 }, 'late', 400);
+    expect(store.getByWorkspaceId('ws-1')).toBeUndefined();
+    vi.advanceTimersByTime(1000);
+    store.upsert('ws-1', { a: 1 }, 'late', 400);
+    expect(store.getByWorkspaceId('ws-1')?.fields).toEqual({ a: 1 });
+  });
+
+  it.each([[0], [-1], [1.5], [Number.NaN], ['600000']])(
+    'refuses a tombstoneTtlMs of %s, naming it',
+    (value) => {
+      expect(() => createMemorySnapshotStore({ tombstoneTtlMs: value as number })).toThrow(
+        /Expected `tombstoneTtlMs` to be a whole number from 1 and up/,
+      );
+    },
+  );
+});
+
+describe('createMemorySnapshotStore listeners', () => {
+  it('reports a listener that throws, and the other listeners still get the change', () => {
+    const onError = vi.fn();
+    const store = createMemorySnapshotStore({ onError });
+    const failure = new Error('listener');
+    const seen: string[] = [];
+    store.subscribe(() => {
+      throw failure;
+    });
+    store.subscribe((change) => seen.push(change.workspaceId));
+    expect(() => store.upsert('ws-1', { a: 1 }, 's')).not.toThrow();
+    expect(seen).toEqual(['ws-1']);
+    expect(onError.mock.calls).toEqual([[failure, { operation: 'listener', workspaceId: 'ws-1' }]]);
+    expect(store.getByWorkspaceId('ws-1')?.fields).toEqual({ a: 1 });
+  });
+
+  it('does not count a write as failed when only a listener threw', async () => {
+    const store = createMemorySnapshotStore({ onError: () => {} });
+    store.subscribe(() => {
+      throw new Error('listener');
+    });
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, { onError, canCreate: () => true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
+    await coalescer.close();
+    expect(coalescer.stats()).toMatchObject({ flushed: 1, retried: 0, failed: 0 });
+    expect(onError).not.toHaveBeenCalled();
+  });
+
+  it('goes on when onError itself throws', () => {
+    const store = createMemorySnapshotStore({
+      onError: () => {
+        throw new Error('onError');
+      },
+    });
+    store.subscribe(() => {
+      throw new Error('listener');
+    });
+    expect(() => store.upsert('ws-1', { a: 1 }, 's')).not.toThrow();
   });
 });

@@ -53,6 +53,18 @@ export type SnapshotChange<F extends object = Fields> =
 
 export type SnapshotListener<F extends object = Fields> = (change: SnapshotChange<F>) => void;
 
+/** What a snapshot store reports instead of throwing it at its callers or listeners. */
+export type StoreErrorContext =
+  /** A change-feed listener threw; the other listeners still got the change. */
+  | { operation: 'listener'; workspaceId: string }
+  /** A stored field or a change-feed message could not be decoded, and was skipped. */
+  | { operation: 'decode'; workspaceId?: string; field?: string }
+  /** The store's own change-feed connection failed (it reconnects by itself). */
+  | { operation: 'connection' };
+
+/** Receives what a snapshot store reports; see {@link StoreErrorContext}. */
+export type StoreErrorHandler = (error: unknown, context: StoreErrorContext) => void;
+
 /** Object-first logger, as `console` and `pino` both accept. */
 export interface Logger {
   debug(context: object, message: string): void;

@@ -1,4 +1,6 @@
-import { setField } from '../core/merge.js';
+import { expected } from '../core/describe.js';
+import { isPlainObject, setField } from '../core/merge.js';
+import { numberOption } from '../core/options.js';
 import type {
   Fields,
   Patch,
@@ -6,7 +8,23 @@ import type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
+  StoreErrorHandler,
 } from '../core/types.js';
+import { notifyAll, storeErrorHandler } from './report.js';
+
+export interface MemoryStoreOptions {
+  /**
+   * How long a removal keeps slower writes (with older timestamps) from resurrecting the
+   * workspace. Expired removals are forgotten, so removed workspaces do not hold memory.
+   * @default 600000 (10 minutes), as in the Redis store
+   */
+  tombstoneTtlMs?: number;
+  /**
+   * Receives what the store cannot throw at anyone: a change listener that threw.
+   * @default console.error
+   */
+  onError?: StoreErrorHandler;
+}
 
 /** The store contract, synchronous, with reading and a change feed. */
 export interface MemorySnapshotStore<F extends object = Fields> extends SnapshotStore<F> {
@@ -17,6 +35,8 @@ export interface MemorySnapshotStore<F extends object = Fields> extends Snapshot
   getAll(): SnapshotEntry<F>[];
   /** Number of workspaces held. */
   readonly size: number;
+  /** Number of removals still remembered (see `tombstoneTtlMs`). */
+  readonly removalCount: number;
   /** Calls `listener` on every change; returns the function that unsubscribes it. */
   subscribe(listener: SnapshotListener<F>): () => void;
 }
@@ -45,11 +65,32 @@ interface Row {
  * store.subscribe((change) => console.log(change.type, change.workspaceId));
  * const coalescer = new EventCoalescer(store);
  */
-export function createMemorySnapshotStore<F extends object = Fields>(): MemorySnapshotStore<F> {
+export function createMemorySnapshotStore<F extends object = Fields>(
+  options: MemoryStoreOptions = {},
+): MemorySnapshotStore<F> {
+  if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
+  const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
+  const report = storeErrorHandler(options.onError);
   const rows = new Map<string, Row>();
-  /** Time of each workspace's last removal, so that a slower write cannot resurrect it. */
-  const removedAt = new Map<string, number>();
+  /**
+   * Each workspace's last removal, so that a slower write cannot resurrect it, in the order
+   * they expire (a removal is re-inserted when renewed): the expired ones are at the front.
+   */
+  const removals = new Map<string, { at: number; expiresAt: number }>();
   const listeners = new Set<SnapshotListener<F>>();
+
+  /** Forgets the removals whose TTL has passed. */
+  const pruneRemovals = (now: number): void => {
+    for (const [workspaceId, removal] of removals) {
+      if (removal.expiresAt > now) return;
+      removals.delete(workspaceId);
+    }
+  };
+
+  const removedAt = (workspaceId: string): number => {
+    pruneRemovals(Date.now());
+    return removals.get(workspaceId)?.at ?? -Infinity;
+  };
 
   const view = (workspaceId: string, row: Row): SnapshotEntry<F> => {
     if (row.view === undefined) {
@@ -60,9 +101,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(): MemorySn
     return row.view as SnapshotEntry<F>;
   };
 
-  const emit = (change: SnapshotChange<F>): void => {
-    for (const listener of [...listeners]) listener(change);
-  };
+  const emit = (change: SnapshotChange<F>): void => notifyAll(listeners, change, report);
 
   const apply = (row: Row, patch: Record<string, unknown>, timestamp?: number): string[] => {
     const changed: string[] = [];
@@ -85,7 +124,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(): MemorySn
 
   return {
     upsert(workspaceId, fields, source, timestamp) {
-      if (timestamp !== undefined && timestamp <= (removedAt.get(workspaceId) ?? -Infinity)) return;
+      if (timestamp !== undefined && timestamp <= removedAt(workspaceId)) return;
       let row = rows.get(workspaceId);
       const created = row === undefined;
       row ??= {
@@ -113,7 +152,9 @@ export function createMemorySnapshotStore<F extends object = Fields>(): MemorySn
 
     remove(workspaceId, timestamp) {
       if (timestamp !== undefined) {
-        removedAt.set(workspaceId, Math.max(timestamp, removedAt.get(workspaceId) ?? -Infinity));
+        const at = Math.max(timestamp, removedAt(workspaceId));
+        removals.delete(workspaceId);
+        removals.set(workspaceId, { at, expiresAt: Date.now() + tombstoneTtlMs });
       }
       const row = rows.get(workspaceId);
       if (row === undefined) return;
@@ -127,6 +168,11 @@ export function createMemorySnapshotStore<F extends object = Fields>(): MemorySn
 
     get size() {
       return rows.size;
+    },
+
+    get removalCount() {
+      pruneRemovals(Date.now());
+      return removals.size;
     },
 
     subscribe(listener) {
