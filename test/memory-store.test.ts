@@ -3,7 +3,7 @@ import { EventCoalescer } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { describeStoreContract } from './store-contract.js';
 
-describeStoreContract('memory store', async () => createMemorySnapshotStore());
+describeStoreContract('memory store', async (options) => createMemorySnapshotStore(options));
 
 describe('createMemorySnapshotStore', () => {
   it('hands out frozen entries, so a host cannot change the snapshot by accident', () => {

@@ -6,8 +6,14 @@ import { Redis } from 'ioredis';
 export interface RedisServer {
   port: number;
   url: string;
-  /** A connected client with fast failure: no offline queue, one retry per request. */
-  client(): Promise<Redis>;
+  /**
+   * A connected client with fast failure (no offline queue, one retry per request), unless
+   * `options` say otherwise.
+   */
+  client(options?: {
+    enableOfflineQueue?: boolean;
+    maxRetriesPerRequest?: number | null;
+  }): Promise<Redis>;
   stop(): Promise<void>;
   /** Kills the server (an outage); `up` starts it again on the same port. */
   down(): Promise<void>;
@@ -98,13 +104,14 @@ export async function startRedisServer(): Promise<RedisServer> {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    async client() {
+    async client(options = {}) {
       const client = new Redis({
         port,
         host: '127.0.0.1',
         maxRetriesPerRequest: 1,
         enableOfflineQueue: false,
         retryStrategy: (times) => Math.min(times * 50, 500),
+        ...options,
       });
       client.on('error', () => {});
       clients.add(client);

@@ -1,6 +1,11 @@
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EventCoalescer } from '../src/index.js';
-import { createRedisSnapshotStore, type RedisSnapshotStore } from '../src/stores/redis.js';
+import {
+  createRedisSnapshotStore,
+  type RedisSnapshotStore,
+  type RedisStoreOptions,
+} from '../src/stores/redis.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
 import { describeStoreContract, eventually } from './store-contract.js';
 
@@ -19,14 +24,17 @@ afterAll(async () => {
 });
 
 /** A store on its own prefix and channel, so that tests never see each other's keys. */
-async function freshStore(options: { tombstoneTtlMs?: number } = {}) {
+async function freshStore(options: RedisStoreOptions = {}, client?: Redis) {
   const prefix = `t${++prefixes}:`;
-  const store = createRedisSnapshotStore(await server.client(), { prefix, ...options });
+  const store = createRedisSnapshotStore(client ?? (await server.client()), {
+    prefix,
+    ...options,
+  });
   stores.push(store);
   return { store, prefix };
 }
 
-describeStoreContract('Redis store', async () => (await freshStore()).store);
+describeStoreContract('Redis store', async (options) => (await freshStore(options)).store);
 
 describe('createRedisSnapshotStore', () => {
   it('delivers a write made through one connection to a subscriber on another', async () => {
@@ -104,5 +112,157 @@ describe('createRedisSnapshotStore', () => {
       5000,
     );
     expect(coalescer.stats().failed).toBe(1);
+  }, 20_000);
+});
+
+describe('createRedisSnapshotStore under hostile input', () => {
+  it.each([
+    ['tombstoneTtlMs', 0],
+    ['tombstoneTtlMs', -1],
+    ['tombstoneTtlMs', 1.5],
+    ['tombstoneTtlMs', Number.NaN],
+  ])('refuses a %s of %s at creation, naming it', async (name, value) => {
+    const client = await server.client();
+    expect(() => createRedisSnapshotStore(client, { [name]: value })).toThrow(RangeError);
+    expect(() => createRedisSnapshotStore(client, { [name]: value })).toThrow(
+      /Expected `tombstoneTtlMs` to be a whole number from 1 and up/,
+    );
+  });
+
+  it.each([
+    ['prefix', 7, TypeError],
+    ['tombstonePrefix', null, TypeError],
+    ['channel', {}, TypeError],
+    ['onError', 'log', TypeError],
+  ])('refuses a %s of the wrong type, naming it', async (name, value, kind) => {
+    const client = await server.client();
+    const create = () => createRedisSnapshotStore(client, { [name]: value } as never);
+    expect(create).toThrow(kind);
+    expect(create).toThrow(new RegExp(`Expected \`${name}\``));
+  });
+
+  it.each([
+    ['a function', () => 1, /got a function/],
+    ['a symbol', Symbol('s'), /symbol/],
+    ['a BigInt', 10n, /bigint/],
+    ['NaN', Number.NaN, /NaN/],
+    ['Infinity', Number.POSITIVE_INFINITY, /Infinity/],
+    ['-Infinity', Number.NEGATIVE_INFINITY, /-Infinity/],
+    ['-0', -0, /`0` \(number\)/],
+    ['NaN nested in an object', { inner: [1, Number.NaN] }, /NaN.*at \[1\] at \.inner/],
+  ])(
+    'refuses %s: upsert rejects naming the field, and nothing is written',
+    async (_l, value, shown) => {
+      const { store } = await freshStore();
+      await store.upsert('ws-1', { kept: 1 }, 's');
+      const write = store.upsert('ws-1', { kept: 2, bad: value }, 's');
+      await expect(write).rejects.toThrow(TypeError);
+      await expect(write).rejects.toThrow(/field `bad`/);
+      await expect(write).rejects.toThrow(shown);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ kept: 1 });
+    },
+  );
+
+  it('reports a stored field it cannot decode, and every other read still works', async () => {
+    const onError = vi.fn();
+    const { store, prefix } = await freshStore({ onError });
+    await store.upsert('good', { a: 1 }, 's');
+    await store.upsert('poisoned', { a: 1, b: 2 }, 's');
+    const admin = await server.client();
+    await admin.hset(`${prefix}poisoned`, 'f:b', '{not json');
+    expect((await store.getByWorkspaceId('good'))?.fields).toEqual({ a: 1 });
+    expect((await store.getByWorkspaceId('poisoned'))?.fields).toEqual({ a: 1 });
+    const all = await store.getAll();
+    expect(all.map((entry) => entry.workspaceId).sort()).toEqual(['good', 'poisoned']);
+    expect(onError).toHaveBeenCalledWith(expect.any(SyntaxError), {
+      operation: 'decode',
+      workspaceId: 'poisoned',
+      field: 'b',
+    });
+  });
+
+  it('lists the workspaces of a prefix with glob characters', async () => {
+    const suffix = ++prefixes;
+    const store = createRedisSnapshotStore(await server.client(), { prefix: `app[${suffix}]*?:` });
+    stores.push(store);
+    await store.upsert('ws-1', { a: 1 }, 's');
+    await store.upsert('ws-2', { a: 2 }, 's');
+    const all = await store.getAll();
+    expect(all.map((entry) => entry.workspaceId).sort()).toEqual(['ws-1', 'ws-2']);
+  });
+
+  it('writes a patch of 150,000 fields and reads it back', async () => {
+    const { store } = await freshStore();
+    const fields = Object.fromEntries(Array.from({ length: 150_000 }, (_, i) => [`f${i}`, i]));
+    await store.upsert('ws-big', fields, 's');
+    const entry = await store.getByWorkspaceId('ws-big');
+    expect(Object.keys(entry?.fields ?? {})).toHaveLength(150_000);
+    expect(entry?.fields.f149999).toBe(149_999);
+  }, 30_000);
+});
+
+describe('the Redis change feed under hostile input', () => {
+  it('reports a message it cannot decode and keeps delivering', async () => {
+    const onError = vi.fn();
+    const { store, prefix } = await freshStore({ onError });
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) => seen.push(change.workspaceId));
+    await unsubscribe.ready;
+    const admin = await server.client();
+    await admin.publish(`${prefix}changes`, 'not json at all');
+    await admin.publish(`${prefix}changes`, '["upsert"]');
+    await store.upsert('ws-1', { a: 1 }, 's');
+    await eventually(() => expect(seen).toEqual(['ws-1']));
+    expect(onError.mock.calls.map(([, context]) => context.operation)).toContain('decode');
+    unsubscribe();
+  });
+
+  it('reports a connection error of its own feed instead of leaving it unhandled', async () => {
+    const onError = vi.fn();
+    const { store } = await freshStore({ onError });
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const unsubscribe = store.subscribe(() => {});
+      await unsubscribe.ready;
+      await server.down();
+      await eventually(
+        () =>
+          expect(onError.mock.calls.map(([, context]) => context.operation)).toContain(
+            'connection',
+          ),
+        5000,
+      );
+      expect(printed.mock.calls.flat().join(' ')).not.toMatch(/Unhandled error event/);
+      unsubscribe();
+    } finally {
+      await server.up();
+      printed.mockRestore();
+    }
+  }, 20_000);
+});
+
+describe('the Redis store while its client is not connected', () => {
+  it('fails fast, so a write the coalescer gave up never lands later from the offline queue', async () => {
+    // A client as ioredis makes it by default: offline queue on, retrying for ever.
+    const client = await server.client({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+    const { store } = await freshStore({}, client);
+    const onError = vi.fn();
+    const coalescer = new EventCoalescer(store, {
+      canCreate: () => true,
+      onError,
+      retry: { attempts: 2, delayMs: 20 },
+      drainTimeoutMs: 300,
+    });
+    await server.down();
+    await eventually(() => expect(client.status).not.toBe('ready'), 5000);
+    coalescer.enqueue('ws-late', { during: 'outage' }, 's');
+    await coalescer.close();
+    expect(onError).toHaveBeenCalledTimes(1);
+    expect(onError.mock.calls[0]?.[0]).toBeInstanceOf(Error);
+    expect(String(onError.mock.calls[0]?.[0])).toMatch(/not connected/);
+    await server.up();
+    await eventually(() => expect(client.status).toBe('ready'), 5000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await store.getByWorkspaceId('ws-late')).toBeUndefined();
   }, 20_000);
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Fields, Patch, SnapshotChange, SnapshotEntry } from '../src/index.js';
+import type {
+  Fields,
+  Patch,
+  SnapshotChange,
+  SnapshotEntry,
+  StoreErrorHandler,
+} from '../src/index.js';
 
 /** What the contract needs of a store: the memory store and the Redis store both fit. */
 export interface ContractStore {
@@ -29,8 +35,28 @@ export async function eventually(check: () => unknown, timeoutMs = 2000): Promis
 }
 
 /** The store contract, one suite for every store; `fresh` gives an empty store. */
-export function describeStoreContract(name: string, fresh: () => Promise<ContractStore>): void {
+export function describeStoreContract(
+  name: string,
+  fresh: (options?: { onError?: StoreErrorHandler }) => Promise<ContractStore>,
+): void {
   describe(`${name}: store contract`, () => {
+    it('reports a listener that throws; the other listeners still get the change', async () => {
+      const reported: unknown[] = [];
+      const store = await fresh({ onError: (error, context) => reported.push([error, context]) });
+      const failure = new Error('listener');
+      const seen: string[] = [];
+      const first = store.subscribe(() => {
+        throw failure;
+      });
+      const second = store.subscribe((change) => seen.push(change.workspaceId));
+      await Promise.all([first.ready, second.ready]);
+      await store.upsert('ws-1', { a: 1 }, 's');
+      await eventually(() => expect(seen).toEqual(['ws-1']));
+      expect(reported).toEqual([[failure, { operation: 'listener', workspaceId: 'ws-1' }]]);
+      first();
+      second();
+    });
+
     it('creates an entry on first write with version 1', async () => {
       const store = await fresh();
       await store.upsert('ws-1', { status: 'READY' }, 'event:a', 1234);

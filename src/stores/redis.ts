@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { setField } from '../core/merge.js';
+import { describeValue, expected } from '../core/describe.js';
+import { isPlainObject, setField } from '../core/merge.js';
+import { numberOption } from '../core/options.js';
 import type {
   Fields,
   Patch,
@@ -7,12 +9,17 @@ import type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
+  StoreErrorHandler,
 } from '../core/types.js';
+import { notifyAll, storeErrorHandler } from './report.js';
 
 /** The part of an `ioredis` client the store uses; an `ioredis` instance fits. */
 export interface RedisClient {
-  evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>;
-  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>;
+  /** Keys and arguments come as one array (ioredis flattens it): no spread of large patches. */
+  evalsha(sha: string, numKeys: number, keysAndArgs: string[]): Promise<unknown>;
+  eval(script: string, numKeys: number, keysAndArgs: string[]): Promise<unknown>;
+  /** ioredis's connection state: the store fails fast unless it is `ready`. */
+  readonly status?: string;
   hgetall(key: string): Promise<Record<string, string>>;
   scan(
     cursor: string,
@@ -31,6 +38,7 @@ export interface RedisClient {
 export interface RedisSubscriber {
   subscribe(channel: string): Promise<unknown>;
   on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
   quit(): Promise<unknown>;
 }
 
@@ -55,6 +63,13 @@ export interface RedisStoreOptions {
    * @default `${prefix}changes`
    */
   channel?: string;
+  /**
+   * Receives what the store cannot throw at anyone: a stored value or a change-feed message
+   * that cannot be decoded, a change listener that threw, an error of the change-feed
+   * connection (it reconnects by itself).
+   * @default console.error
+   */
+  onError?: StoreErrorHandler;
 }
 
 /** The store contract in Redis, with reading, a change feed shared by every replica, and close. */
@@ -121,15 +136,25 @@ return 1
 
 const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
 
-/** Builds an entry from a hash's flat field list or record. */
+/**
+ * Builds an entry from a hash's record. A field that cannot be decoded is reported and
+ * left out: one bad value must not make every read fail.
+ */
 function decodeEntry<F extends object>(
   workspaceId: string,
   hash: Record<string, string>,
+  report: StoreErrorHandler,
 ): SnapshotEntry<F> | undefined {
   if (hash.version === undefined) return undefined;
   const fields: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(hash)) {
-    if (name.startsWith('f:')) setField(fields, name.slice(2), JSON.parse(value));
+    if (!name.startsWith('f:')) continue;
+    const field = name.slice(2);
+    try {
+      setField(fields, field, JSON.parse(value));
+    } catch (error) {
+      report(error, { operation: 'decode', workspaceId, field });
+    }
   }
   return {
     workspaceId,
@@ -148,7 +173,10 @@ function pairs(flat: unknown): Record<string, string> {
 }
 
 /** Turns a change-feed message back into the memory store's change shape. */
-function decodeChange<F extends object>(message: string): SnapshotChange<F> | undefined {
+function decodeChange<F extends object>(
+  message: string,
+  report: StoreErrorHandler,
+): SnapshotChange<F> | undefined {
   const [type, workspaceId, third, fourth] = JSON.parse(message) as [
     string,
     string,
@@ -156,16 +184,75 @@ function decodeChange<F extends object>(message: string): SnapshotChange<F> | un
     unknown,
   ];
   if (type === 'upsert') {
-    const entry = decodeEntry<F>(workspaceId, pairs(fourth));
+    const entry = decodeEntry<F>(workspaceId, pairs(fourth), report);
     // cjson encodes an empty Lua table as {}, not [].
     const changed = Array.isArray(third) ? third.map(String) : [];
     return entry && { type, workspaceId, entry, changed };
   }
   if (type === 'remove') {
-    const previous = decodeEntry<F>(workspaceId, pairs(third));
+    const previous = decodeEntry<F>(workspaceId, pairs(third), report);
     return previous && { type, workspaceId, previous };
   }
   return undefined;
+}
+
+/** What JSON would silently turn into something else, described; `undefined` when faithful. */
+function unfaithful(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0) ? undefined : describeValue(value);
+    case 'object': {
+      if (value === null) return undefined;
+      if (depth > 100) return 'an object nested more than 100 levels deep';
+      // Dates and the like are stored as what their toJSON gives.
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const inner = value[i] === undefined ? 'undefined' : unfaithful(value[i], depth + 1);
+          if (inner !== undefined) return `${inner} at [${i}]`;
+        }
+        return undefined;
+      }
+      for (const key of Object.keys(value)) {
+        const inner = (value as Record<string, unknown>)[key];
+        // JSON leaves out an undefined property, as a patch does: "not provided".
+        if (inner === undefined) continue;
+        const found = unfaithful(inner, depth + 1);
+        if (found !== undefined) return `${found} at .${key}`;
+      }
+      return undefined;
+    }
+    default:
+      return describeValue(value);
+  }
+}
+
+/** A field's value as JSON, refused when JSON cannot carry it exactly. */
+function encodeField(name: string, value: unknown): string {
+  const problem = unfaithful(value, 0);
+  if (problem === undefined) {
+    try {
+      return JSON.stringify(value);
+    } catch (error) {
+      throw new TypeError(`Field \`${name}\` cannot be stored as JSON: ${String(error)}`);
+    }
+  }
+  throw new TypeError(
+    `Expected field \`${name}\` to be a value JSON carries exactly, got ${problem}`,
+  );
+}
+
+/** `prefix*` for SCAN MATCH, with the prefix's own glob characters escaped. */
+const matchPrefix = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+
+/** A string option, or `fallback` when undefined. */
+function stringOption(name: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string') throw new TypeError(expected(name, 'a string', value));
+  return value;
 }
 
 /**
@@ -184,25 +271,40 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   options: RedisStoreOptions = {},
 ): RedisSnapshotStore<F> {
   if (client === null || typeof client !== 'object' || typeof client.evalsha !== 'function') {
-    throw new TypeError('Expected `client` to be an ioredis client');
+    throw new TypeError(expected('client', 'an ioredis client', client));
   }
-  const prefix = options.prefix ?? 'snapshot:';
-  const tombstonePrefix = options.tombstonePrefix ?? `${prefix.replace(/:$/, '')}-removed:`;
-  const tombstoneTtlMs = options.tombstoneTtlMs ?? 600_000;
-  const channel = options.channel ?? `${prefix}changes`;
+  if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
+  const prefix = stringOption('prefix', options.prefix, 'snapshot:');
+  const tombstonePrefix = stringOption(
+    'tombstonePrefix',
+    options.tombstonePrefix,
+    `${prefix.replace(/:$/, '')}-removed:`,
+  );
+  // Redis's PX takes a whole number of milliseconds from 1 and up.
+  const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
+  const channel = stringOption('channel', options.channel, `${prefix}changes`);
+  const report = storeErrorHandler(options.onError);
   const upsertSha = sha1(UPSERT);
   const removeSha = sha1(REMOVE);
   const listeners = new Set<SnapshotListener<F>>();
   let subscriber: RedisSubscriber | undefined;
   let subscribed: Promise<void> | undefined;
 
-  /** EVALSHA, loading the script with EVAL the first time Redis does not know it. */
-  const run = async (script: string, sha: string, keys: string[], args: Array<string | number>) => {
+  /**
+   * EVALSHA, loading the script with EVAL the first time Redis does not know it. While the
+   * client is not connected it fails at once instead of waiting in ioredis's offline queue:
+   * a write the coalescer gave up must not land later, so its retry policy owns every outcome.
+   */
+  const run = async (script: string, sha: string, keysAndArgs: string[]) => {
+    const status = client.status;
+    if (status !== undefined && status !== 'ready') {
+      throw new Error(`event-coalescer: the Redis client is not connected (status: ${status})`);
+    }
     try {
-      return await client.evalsha(sha, keys.length, ...keys, ...args);
+      return await client.evalsha(sha, 2, keysAndArgs);
     } catch (error) {
       if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
-      return client.eval(script, keys.length, ...keys, ...args);
+      return client.eval(script, 2, keysAndArgs);
     }
   };
 
@@ -211,11 +313,18 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     // Subscriptions wait for the connection, and ioredis renews them after a reconnect.
     const connection = client.duplicate({ enableOfflineQueue: true });
     subscriber = connection;
+    // Handled here: ioredis would otherwise print every reconnect's error as unhandled.
+    connection.on('error', (error) => report(error, { operation: 'connection' }));
     connection.on('message', (from, message) => {
       if (from !== channel) return;
-      const change = decodeChange<F>(message);
-      if (change === undefined) return;
-      for (const listener of [...listeners]) listener(change);
+      let change: SnapshotChange<F> | undefined;
+      try {
+        change = decodeChange<F>(message, report);
+      } catch (error) {
+        report(error, { operation: 'decode' });
+        return;
+      }
+      if (change !== undefined) notifyAll(listeners, change, report);
     });
     subscribed = connection.subscribe(channel).then(() => undefined);
     return subscribed;
@@ -230,26 +339,36 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
   return {
     async upsert(workspaceId, fields, source, timestamp) {
-      const args: Array<string | number> = [
+      const keysAndArgs = [
+        prefix + workspaceId,
+        tombstonePrefix + workspaceId,
         workspaceId,
         source,
-        timestamp ?? '',
-        Date.now(),
+        timestamp === undefined ? '' : String(timestamp),
+        String(Date.now()),
         channel,
       ];
+      // Every value is encoded before anything is sent: a refused one writes nothing.
       for (const [name, value] of Object.entries(fields as Record<string, unknown>)) {
-        if (value !== undefined) args.push(name, JSON.stringify(value));
+        if (value !== undefined) keysAndArgs.push(name, encodeField(name, value));
       }
-      await run(UPSERT, upsertSha, [prefix + workspaceId, tombstonePrefix + workspaceId], args);
+      await run(UPSERT, upsertSha, keysAndArgs);
     },
 
     async getByWorkspaceId(workspaceId) {
-      return decodeEntry<F>(workspaceId, await client.hgetall(prefix + workspaceId));
+      return decodeEntry<F>(workspaceId, await client.hgetall(prefix + workspaceId), report);
     },
 
     async remove(workspaceId, timestamp) {
-      const args = [workspaceId, timestamp ?? '', Date.now(), tombstoneTtlMs, channel];
-      await run(REMOVE, removeSha, [prefix + workspaceId, tombstonePrefix + workspaceId], args);
+      await run(REMOVE, removeSha, [
+        prefix + workspaceId,
+        tombstonePrefix + workspaceId,
+        workspaceId,
+        timestamp === undefined ? '' : String(timestamp),
+        String(Date.now()),
+        String(tombstoneTtlMs),
+        channel,
+      ]);
     },
 
     async getAll() {
@@ -259,7 +378,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         const [next, keys] = await client.scan(
           cursor,
           'MATCH',
-          `${prefix}*`,
+          matchPrefix(prefix),
           'COUNT',
           200,
           'TYPE',
@@ -267,7 +386,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         );
         cursor = next;
         for (const key of keys) {
-          const entry = decodeEntry<F>(key.slice(prefix.length), await client.hgetall(key));
+          const entry = decodeEntry<F>(key.slice(prefix.length), await client.hgetall(key), report);
           if (entry !== undefined) entries.push(entry);
         }
       } while (cursor !== '0');
