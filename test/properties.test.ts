@@ -10,6 +10,7 @@ import { createMemorySnapshotStore } from '../src/stores/memory.js';
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 500);
 const WINDOW_MS = 100;
 const MAX_WAIT_MS = 250;
+const DRAIN_TIMEOUT_MS = 5000;
 const WORKSPACES = ['a', 'b', 'c'] as const;
 const SOURCES = ['s1', 's2', 's3'] as const;
 
@@ -20,7 +21,19 @@ type Command =
   | { kind: 'flushAll' }
   | { kind: 'advance'; ms: number }
   | { kind: 'settle'; call: number; ok: boolean }
-  | { kind: 'throwNext' };
+  | { kind: 'throwNext' }
+  | { kind: 'answerStyle'; style: AnswerStyle }
+  | { kind: 'callbacksThrow'; on: boolean };
+
+/** How the store's next answers come back: a native promise, or a thenable of some oddity. */
+type AnswerStyle = 'promise' | 'thenable' | 'settlesTwice' | 'settlesBothWays' | 'thenThrows';
+const ANSWER_STYLES: AnswerStyle[] = [
+  'promise',
+  'thenable',
+  'settlesTwice',
+  'settlesBothWays',
+  'thenThrows',
+];
 
 const fieldValue = fc.oneof(
   fc.integer({ min: 0, max: 9 }),
@@ -65,10 +78,71 @@ const asyncCommand: fc.Arbitrary<Command> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('throwNext' as const) }) },
 );
+/** The async commands, plus odd thenables from the store and callbacks that throw. */
+const hostileCommand: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 12, arbitrary: asyncCommand },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('answerStyle' as const),
+      style: fc.constantFrom(...ANSWER_STYLES),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('callbacksThrow' as const), on: fc.boolean() }),
+  },
+);
 
 /** Resolves promise callbacks; fake timers do not touch microtasks. */
 async function microtasks(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+/** Wraps a store call's promise in the answer style: what a hostile store may hand back. */
+function answerAs(style: AnswerStyle, promise: Promise<void>): PromiseLike<void> {
+  const thenable = (
+    relay: (ok: () => void, fail: (error: unknown) => void) => void,
+  ): PromiseLike<void> =>
+    ({
+      then(ok: () => void, fail: (error: unknown) => void) {
+        relay(ok, fail);
+      },
+    }) as PromiseLike<void>;
+  switch (style) {
+    case 'thenable':
+      return thenable((ok, fail) => void promise.then(ok, fail));
+    case 'settlesTwice':
+      return thenable(
+        (ok, fail) =>
+          void promise.then(
+            () => {
+              ok();
+              ok();
+            },
+            (error) => {
+              fail(error);
+              fail(error);
+            },
+          ),
+      );
+    case 'settlesBothWays':
+      return thenable(
+        (ok, fail) =>
+          void promise.then(
+            () => {
+              ok();
+              fail(new Error('late rejection'));
+            },
+            (error) => {
+              fail(error);
+              ok();
+            },
+          ),
+      );
+    default:
+      return promise;
+  }
 }
 
 /** A memory store behind calls that stay in flight until a command settles them. */
@@ -77,17 +151,28 @@ function asyncFaultyStore() {
   const inFlight = new Map<string, number>();
   let overlap = false;
   let throwNext = false;
+  let style: AnswerStyle = 'promise';
   const calls: Array<{ settle(ok: boolean): void }> = [];
   const landed: Array<{ ws: string; fields: Patch }> = [];
-  const call = (ws: string, apply: () => void, fields?: Patch): Promise<void> => {
+  const call = (ws: string, apply: () => void, fields?: Patch): PromiseLike<void> => {
     if (throwNext) {
       throwNext = false;
       throw new Error('synchronous store failure');
     }
+    // A then that throws is a failed call that never reached the data; like throwNext, it
+    // is one call's fault, so that a patch can still land within its attempts.
+    if (style === 'thenThrows') {
+      style = 'promise';
+      return {
+        then() {
+          throw new Error('then threw');
+        },
+      };
+    }
     const now = (inFlight.get(ws) ?? 0) + 1;
     inFlight.set(ws, now);
     if (now > 1) overlap = true;
-    return new Promise<void>((resolve, reject) => {
+    const promise = new Promise<void>((resolve, reject) => {
       calls.push({
         settle(ok) {
           inFlight.set(ws, (inFlight.get(ws) ?? 1) - 1);
@@ -101,6 +186,7 @@ function asyncFaultyStore() {
         },
       });
     });
+    return answerAs(style, promise);
   };
   const store: SnapshotStore = {
     upsert: (id, fields, source) =>
@@ -117,6 +203,9 @@ function asyncFaultyStore() {
     },
     throwNext() {
       throwNext = true;
+    },
+    answerStyle(next: AnswerStyle) {
+      style = next;
     },
     settle(index: number, ok: boolean) {
       if (calls.length === 0) return;
@@ -147,17 +236,35 @@ class Model {
 }
 
 /** Runs commands against a coalescer over the async, faulty store. */
-async function runAsync(commands: Command[], attempts: number) {
+async function runAsync(
+  commands: Command[],
+  attempts: number,
+  drain: 'settle' | 'hang' = 'settle',
+) {
   const faulty = asyncFaultyStore();
   const reported: Array<{ ws: string; fields: Patch }> = [];
+  // Callbacks that throw while `callbacksThrow` is on: the logger and onError always,
+  // canCreate every other call (so that a patch still lands within its attempts).
+  let callbacksThrow = false;
+  let canCreateCalls = 0;
+  const throwIfHostile = (): void => {
+    if (callbacksThrow) throw new Error('callback threw');
+  };
+  const logger = { debug: throwIfHostile, warn: throwIfHostile, error: throwIfHostile };
   const coalescer = new EventCoalescer(faulty.store, {
     windowMs: WINDOW_MS,
     maxWaitMs: MAX_WAIT_MS,
-    canCreate: () => true,
+    canCreate: () => {
+      if (callbacksThrow && ++canCreateCalls % 2 === 1) throw new Error('canCreate threw');
+      return true;
+    },
     retry: { attempts, delayMs: 50 },
+    drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    logger,
     onError: (_error, context) => {
-      if (context.operation === 'upsert')
+      if (context.operation === 'upsert' || context.operation === 'canCreate')
         reported.push({ ws: context.workspaceId, fields: { ...context.fields } });
+      throwIfHostile();
     },
   });
   const model = new Model();
@@ -194,19 +301,31 @@ async function runAsync(commands: Command[], attempts: number) {
       case 'throwNext':
         faulty.throwNext();
         break;
+      case 'answerStyle':
+        faulty.answerStyle(command.style);
+        break;
+      case 'callbacksThrow':
+        callbacksThrow = command.on;
+        break;
     }
   }
-  // Drain: close() flushes and cuts every back-off short; every store call now answers.
+  // Drain: close() flushes and cuts every back-off short; every store call now answers,
+  // or (`hang`) none does, and only drainTimeoutMs ends the drain.
   let closed = false;
   const closing = coalescer.close().then(() => {
     closed = true;
   });
-  for (let round = 0; round < 1000 && !closed; round++) {
-    faulty.settleAll();
-    await microtasks();
+  if (drain === 'hang') {
+    await vi.advanceTimersByTimeAsync(DRAIN_TIMEOUT_MS);
+  } else {
+    for (let round = 0; round < 1000 && !closed; round++) {
+      faulty.settleAll();
+      await microtasks();
+    }
   }
+  const closedInTime = closed;
   await closing;
-  return { faulty, coalescer, model, reported, tags };
+  return { faulty, coalescer, model, reported, tags, closedInTime };
 }
 
 /** Runs commands against a synchronous store that never fails, checking every write's timing. */
@@ -307,7 +426,7 @@ const commandsOf = (arbitrary: fc.Arbitrary<Command>) => fc.array(arbitrary, { m
 describe('EventCoalescer properties', () => {
   it('1. once drained, the store equals the model for every workspace', async () => {
     await fc.assert(
-      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
         const { faulty, model } = await runAsync(commands, 1000);
         for (const id of WORKSPACES) {
           expect(faulty.memory.getByWorkspaceId(id)?.fields).toEqual(model.state.get(id));
@@ -319,7 +438,7 @@ describe('EventCoalescer properties', () => {
 
   it('2. never has two store calls in flight for one workspace', async () => {
     await fc.assert(
-      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
         const { faulty } = await runAsync(commands, 3);
         expect(faulty.overlap).toBe(false);
       }),
@@ -329,7 +448,7 @@ describe('EventCoalescer properties', () => {
 
   it('3. every accepted patch lands or is reported once, never both, never neither', async () => {
     await fc.assert(
-      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
         const { faulty, reported, tags } = await runAsync(commands, 2);
         for (const { ws: id, tag, removedAfter } of tags) {
           const landed = faulty.landed.filter(
@@ -357,7 +476,7 @@ describe('EventCoalescer properties', () => {
 
   it('5. never resurrects a removed workspace with a write pending or in flight at its removal', async () => {
     await fc.assert(
-      fc.asyncProperty(commandsOf(asyncCommand), async (commands) => {
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
         const { faulty } = await runAsync(commands, 3);
         const lastEnqueue = new Map<string, number>();
         const lastRemove = new Map<string, number>();
@@ -381,6 +500,29 @@ describe('EventCoalescer properties', () => {
       fc.property(commandsOf(syncCommand), (commands) => {
         const labels = runSync(commands).filter((violation) => violation.startsWith('label'));
         expect(labels).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('7. close() settles within drainTimeoutMs, whatever the store and the callbacks do', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
+        const { closedInTime, coalescer } = await runAsync(commands, 3, 'hang');
+        expect(closedInTime).toBe(true);
+        expect(coalescer.stats().inFlight).toBeGreaterThanOrEqual(0);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('8. counts each store call once, whatever thenable answers it', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
+        const { faulty, coalescer } = await runAsync(commands, 3);
+        const stats = coalescer.stats();
+        expect(stats.inFlight).toBe(0);
+        expect(stats.flushed).toBe(faulty.landed.length);
       }),
       { numRuns: RUNS },
     );
