@@ -923,6 +923,34 @@ describe('EventCoalescer fields that look plain but are not', () => {
     expect(store.upsert.mock.calls).toEqual([['ws-1', { a: 1 }, 's']]);
   });
 
+  it('is atomic when reading the options throws too', () => {
+    const coalescer = new EventCoalescer(syncStore());
+    const options = {
+      get immediate(): boolean {
+        throw new Error('options getter');
+      },
+    };
+    expect(() => coalescer.enqueue('ws-1', { a: 1 }, 's', options)).toThrow('options getter');
+    expect(coalescer.stats()).toMatchObject({ enqueued: 0, pending: 0 });
+  });
+
+  it('names the argument even when the value fights being described', () => {
+    const coalescer = new EventCoalescer(syncStore());
+    const hostile = Object.create(
+      new Proxy(
+        {},
+        {
+          get() {
+            throw new Error('trap');
+          },
+        },
+      ),
+    );
+    expect(() => coalescer.enqueue('ws-1', hostile, 's')).toThrow(
+      'Expected `fields` to be a plain object, got an object',
+    );
+  });
+
   it('reads each getter once', () => {
     const store = syncStore();
     const coalescer = new EventCoalescer(store);

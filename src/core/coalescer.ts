@@ -102,12 +102,13 @@ export class EventCoalescer<F extends object = Fields> {
       return;
     }
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
+    const immediate = options?.immediate === true;
     const staged = stageFields(fields);
     const patch = this.#deadlines.touch(workspaceId, source);
     applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
-    if (options?.immediate === true) this.#flushNow(workspaceId);
+    if (immediate) this.#flushNow(workspaceId);
   }
 
   /**

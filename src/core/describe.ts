@@ -3,8 +3,13 @@ export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'function') return 'a function';
   if (value !== null && typeof value === 'object') {
-    const name = Object.getPrototypeOf(value)?.constructor?.name;
-    return name && name !== 'Object' ? `a ${name}` : 'an object';
+    let name: unknown;
+    try {
+      name = Object.getPrototypeOf(value)?.constructor?.name;
+    } catch {
+      // A proxy or a getter that throws: describe it without its name.
+    }
+    return typeof name === 'string' && name !== 'Object' ? `a ${name}` : 'an object';
   }
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
