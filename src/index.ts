@@ -1,3 +1,6 @@
+// The package root: the whole in-process API. `event-coalescer/redis` stays a subpath, so
+// that its optional peer (ioredis) is never needed by those who do not use it.
+export * from './collector/index.js';
 export { EventCoalescer } from './core/coalescer.js';
 export type {
   CoalescerOptions,
@@ -17,3 +20,8 @@ export type {
   StoreErrorContext,
   StoreErrorHandler,
 } from './core/types.js';
+export {
+  createMemorySnapshotStore,
+  type MemorySnapshotStore,
+  type MemoryStoreOptions,
+} from './stores/memory.js';

@@ -131,6 +131,47 @@ import { createMemorySnapshotStore } from 'event-coalescer/memory';`),
     }
   });
 
+  it('serves the whole in-process API from the root, in ES modules and CommonJS', async () => {
+    const names = [
+      'EventCoalescer',
+      'createEventCollector',
+      'configureEventCollector',
+      'stopEventCollector',
+      'workspaceSnapshotSources',
+      'createMemorySnapshotStore',
+      'WORKSPACE_STATE_CHANGED',
+      'PR_SNAPSHOT_UPDATED',
+      'RATCHET_STATE_CHANGED',
+      'RUN_SCRIPT_STATUS_CHANGED',
+      'WORKSPACE_ACTIVE',
+      'WORKSPACE_IDLE',
+    ];
+    const show = `console.log(JSON.stringify(${JSON.stringify(names)}.map((name) => typeof root[name])));`;
+    await writeFile(join(project, 'root.cjs'), `const root = require('event-coalescer');\n${show}`);
+    await writeFile(join(project, 'root.mjs'), `import * as root from 'event-coalescer';\n${show}`);
+    const kinds = names.map((name) => (name.toUpperCase() === name ? 'string' : 'function'));
+    for (const file of ['root.cjs', 'root.mjs']) {
+      const { stdout } = await run('node', [file], { cwd: project });
+      expect(JSON.parse(stdout), file).toEqual(kinds);
+    }
+    await writeFile(
+      join(project, 'hooks.mjs'),
+      `import { EventEmitter } from 'node:events';
+import { configureEventCollector, createMemorySnapshotStore, stopEventCollector, EventCoalescer } from 'event-coalescer';
+import { createEventCollector } from 'event-coalescer/collector';
+const store = createMemorySnapshotStore();
+const emitter = new EventEmitter();
+const collector = configureEventCollector({ store, canCreate: () => true,
+  sources: [{ emitter, event: 'x', map: (id) => ({ workspaceId: id, fields: { n: 1 } }) }] });
+emitter.emit('x', 'ws-1');
+await stopEventCollector();
+const other = createEventCollector({ store, sources: [] });
+console.log(store.getByWorkspaceId('ws-1').fields.n, collector.coalescer instanceof EventCoalescer, other.coalescer instanceof EventCoalescer);`,
+    );
+    const { stdout } = await run('node', ['hooks.mjs'], { cwd: project });
+    expect(stdout.trim()).toBe('1 true true');
+  });
+
   it('serves the Redis store from event-coalescer/redis, without ioredis installed', async () => {
     await writeFile(
       join(project, 'redis.cjs'),

@@ -90,11 +90,12 @@ describe('README', () => {
     expect((first as string).trimEnd().split('\n').length).toBeLessThanOrEqual(15);
     const dir = join(workDir, 'first-example');
     await mkdir(dir, { recursive: true });
-    // The same example, run against a memory store that records what it is given.
+    // The same example, run against the built root with a memory store that records what it is given.
     await writeFile(
       join(dir, 'recording.ts'),
       [
-        "import { createMemorySnapshotStore as createStore } from '../../../dist/memory.js';",
+        "export * from '../../../dist/index.js';",
+        "import { createMemorySnapshotStore as createStore } from '../../../dist/index.js';",
         'export const upserts: unknown[] = [];',
         'export function createMemorySnapshotStore() {',
         '  const store = createStore();',
@@ -107,9 +108,8 @@ describe('README', () => {
         '}',
       ].join('\n'),
     );
-    const example = (first as string)
-      .replace("from 'event-coalescer/memory'", "from './recording.ts'")
-      .replace("from 'event-coalescer/collector'", "from '../../../dist/collector.js'");
+    const example = (first as string).replace("from 'event-coalescer'", "from './recording.ts'");
+    expect(example).toContain("from './recording.ts'");
     await writeFile(
       join(dir, 'example.ts'),
       `${example}\nimport { upserts } from './recording.ts';\nconsole.log(JSON.stringify(upserts));\n`,
