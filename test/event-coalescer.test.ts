@@ -1,5 +1,12 @@
+import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EventCoalescer } from '../src/index.js';
+import {
+  configureEventCollector,
+  EventCoalescer,
+  type Patch,
+  stopEventCollector,
+} from '../src/index.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { deferred, gatedStore, settle, syncStore } from './helpers.js';
 
 beforeEach(() => {
@@ -510,19 +517,72 @@ describe('EventCoalescer maxPending', () => {
   });
 });
 
+/** Moves the fake clock past every stamp the process-wide store clock has handed out. */
+function clockPastEveryStamp(): number {
+  const probe = syncStore();
+  new EventCoalescer(probe, { timestamps: true }).enqueue('probe', {}, 's', { immediate: true });
+  const base = Math.ceil(probe.upsert.mock.calls[0]?.[3] ?? 0) + 1000;
+  vi.setSystemTime(base);
+  return base;
+}
+
 describe('EventCoalescer timestamps', () => {
-  it('passes strictly increasing timestamps to upsert and remove', async () => {
-    vi.setSystemTime(5000);
+  it('passes strictly increasing timestamps to upsert and remove, never ahead of the clock', async () => {
+    const base = clockPastEveryStamp();
     const store = syncStore();
     const coalescer = new EventCoalescer(store, { timestamps: true });
     coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
     coalescer.enqueue('ws-2', { a: 1 }, 's', { immediate: true });
     await coalescer.remove('ws-3');
-    expect(store.upsert.mock.calls.map((call) => call[3])).toEqual([5000, 5001]);
-    expect(store.remove.mock.calls[0]).toEqual(['ws-3', 5002]);
+    const stamps = [
+      ...store.upsert.mock.calls.map((call) => call[3] as number),
+      store.remove.mock.calls[0]?.[1] as number,
+    ];
+    expect(stamps[0]).toBe(base);
+    expect(stamps[1]).toBeGreaterThan(base);
+    expect(stamps[2]).toBeGreaterThan(stamps[1] as number);
+    expect(stamps[2]).toBeLessThan(base + 1);
     vi.advanceTimersByTime(100);
     coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
-    expect(store.upsert.mock.calls[2]?.[3]).toBe(5100);
+    expect(store.upsert.mock.calls[2]?.[3]).toBe(base + 100);
+  });
+
+  it('shares one clock between coalescers: a later write always carries a later stamp', () => {
+    clockPastEveryStamp();
+    const store = createMemorySnapshotStore();
+    const first = new EventCoalescer(store, { timestamps: true, canCreate: () => true });
+    const second = new EventCoalescer(store, { timestamps: true, canCreate: () => true });
+    for (let i = 0; i < 1000; i++) first.enqueue(`ws-${i}`, { status: 'first' }, 'a');
+    void first.flushAll();
+    second.enqueue('ws-999', { status: 'second' }, 'b', { immediate: true });
+    expect(store.getByWorkspaceId('ws-999')?.fields.status).toBe('second');
+    expect(store.getByWorkspaceId('ws-999')?.updatedAt).toBeLessThanOrEqual(Date.now() + 1);
+  });
+
+  it('keeps the next collector’s write after configureEventCollector is called again', async () => {
+    clockPastEveryStamp();
+    const store = createMemorySnapshotStore();
+    const emitter = new EventEmitter();
+    const deps = {
+      store,
+      timestamps: true,
+      canCreate: () => true,
+      sources: [
+        {
+          emitter,
+          event: 'status',
+          map: (id: string, status: string) => ({ workspaceId: id, fields: { status } }),
+        },
+      ],
+    };
+    configureEventCollector(deps);
+    for (let i = 0; i < 1000; i++) emitter.emit('status', `ws-${i}`, 'old');
+    configureEventCollector(deps);
+    emitter.emit('status', 'ws-999', 'new');
+    await stopEventCollector();
+    const entry = store.getByWorkspaceId('ws-999');
+    expect(entry?.fields.status).toBe('new');
+    expect(entry?.updatedAt).toBeLessThanOrEqual(Date.now() + 1);
   });
 
   it('passes no timestamp argument by default', () => {

@@ -182,6 +182,25 @@ export function describeStoreContract(
       });
     });
 
+    it('with timestamps, compares fractions of a millisecond exactly', async () => {
+      const store = await fresh();
+      const base = 1_764_417_600_000;
+      const step = 2 ** -12;
+      await store.upsert('ws-1', { a: 'second' }, 's', base + 2 * step);
+      await store.upsert('ws-1', { a: 'first' }, 's', base + step);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 'second' });
+      await store.upsert('ws-1', { a: 'third' }, 's', base + 3 * step);
+      expect(await store.getByWorkspaceId('ws-1')).toMatchObject({
+        fields: { a: 'third' },
+        updatedAt: base + 3 * step,
+      });
+      await store.remove('ws-1', base + 4 * step);
+      await store.upsert('ws-1', { a: 'late' }, 's', base + 4 * step);
+      expect(await store.getByWorkspaceId('ws-1')).toBeUndefined();
+      await store.upsert('ws-1', { a: 'after' }, 's', base + 5 * step);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 'after' });
+    });
+
     it('with timestamps, ignores a write not newer than the removal', async () => {
       const store = await fresh();
       await store.upsert('ws-1', { a: 1 }, 's', 10);

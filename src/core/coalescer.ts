@@ -2,7 +2,6 @@
  * `EventCoalescer`, the public face: it validates what callers give, keeps the counters and
  * joins the two mechanisms — deadlines (when a patch is due) and write lanes (how it is written).
  */
-import { StoreClock } from './clock.js';
 import { Deadlines } from './deadlines.js';
 import { expected } from './describe.js';
 import { Guard } from './guard.js';
@@ -72,7 +71,7 @@ export class EventCoalescer<F extends object = Fields> {
     this.#maxPending = options.maxPending;
     this.#guard = new Guard(options.logger, options.onError);
     this.#lanes = new WriteLanes<F>({
-      store: new StoreCalls(store, options.timestamps ? new StoreClock() : undefined),
+      store: new StoreCalls(store, options.timestamps),
       options,
       guard: this.#guard,
       counts: this.#counts,

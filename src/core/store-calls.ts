@@ -1,9 +1,9 @@
 /**
  * The three store operations as a lane makes them: dispatched by name, with the merged
- * patch's source label and, with `timestamps: true`, a timestamp from the store clock.
+ * patch's source label and, with `timestamps: true`, a timestamp from the process-wide store clock.
  * What the store throws comes back as a `Thrown` (see the guard); its answer is the lane's.
  */
-import type { StoreClock } from './clock.js';
+import { nextTimestamp } from './clock.js';
 import { attemptMethod, type Thrown } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
 import type { Patch, SnapshotStore } from './types.js';
@@ -12,12 +12,12 @@ export type StoreOperation = 'upsert' | 'getByWorkspaceId' | 'remove';
 
 export class StoreCalls<F extends object> {
   readonly #store: SnapshotStore<F>;
-  /** The clock, when the store receives timestamps. */
-  readonly #clock: StoreClock | undefined;
+  /** Whether the store receives timestamps. */
+  readonly #timestamps: boolean;
 
-  constructor(store: SnapshotStore<F>, clock: StoreClock | undefined) {
+  constructor(store: SnapshotStore<F>, timestamps: boolean) {
     this.#store = store;
-    this.#clock = clock;
+    this.#timestamps = timestamps;
   }
 
   /** Calls the store; `patch` is what `upsert` writes (unused by the others). */
@@ -30,16 +30,16 @@ export class StoreCalls<F extends object> {
     if (operation === 'getByWorkspaceId') {
       return attemptMethod(store, 'getByWorkspaceId', workspaceId);
     }
-    const clock = this.#clock;
+    const timestamps = this.#timestamps;
     if (operation === 'remove') {
-      return clock
-        ? attemptMethod(store, 'remove', workspaceId, clock.next())
+      return timestamps
+        ? attemptMethod(store, 'remove', workspaceId, nextTimestamp())
         : attemptMethod(store, 'remove', workspaceId);
     }
     const item = patch as PendingPatch;
     const fields = item.fields as Patch<F>;
-    return clock
-      ? attemptMethod(store, 'upsert', workspaceId, fields, item.sourceLabel(), clock.next())
+    return timestamps
+      ? attemptMethod(store, 'upsert', workspaceId, fields, item.sourceLabel(), nextTimestamp())
       : attemptMethod(store, 'upsert', workspaceId, fields, item.sourceLabel());
   }
 }

@@ -130,7 +130,8 @@ export interface CoalescerOptions<F extends object = Fields> {
   canCreate?: (fields: Patch<F>) => boolean;
   /**
    * When true, `upsert` and `remove` get a last argument: a millisecond timestamp,
-   * strictly increasing across all such calls of this coalescer.
+   * strictly increasing across every coalescer in the process and never ahead of
+   * `Date.now()` (fractions of a millisecond tell writes within one millisecond apart).
    * @default false
    */
   timestamps?: boolean;
