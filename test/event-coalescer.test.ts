@@ -366,6 +366,29 @@ describe('EventCoalescer unknown-workspace rule', () => {
     expect(debug).toHaveBeenCalledTimes(1);
   });
 
+  it.each([[null], [''], [0], [false]])(
+    'treats a projectId of %j as absent: an unknown workspace is not created',
+    (projectId) => {
+      const store = syncStore(() => false);
+      const coalescer = new EventCoalescer(store);
+      coalescer.enqueue('ws-1', { projectId, status: 'READY' }, 's');
+      vi.advanceTimersByTime(150);
+      expect(store.getByWorkspaceId).toHaveBeenCalledWith('ws-1');
+      expect(store.upsert).not.toHaveBeenCalled();
+      expect(coalescer.stats().skipped).toBe(1);
+    },
+  );
+
+  it('treats a store answering null as not knowing the workspace', () => {
+    const store = syncStore();
+    store.getByWorkspaceId.mockReturnValue(null as never);
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', { status: 'READY' }, 's');
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).not.toHaveBeenCalled();
+    expect(coalescer.stats().skipped).toBe(1);
+  });
+
   it('writes a patch for a known workspace without projectId', () => {
     const store = syncStore(() => true);
     const coalescer = new EventCoalescer(store);
@@ -380,14 +403,6 @@ describe('EventCoalescer unknown-workspace rule', () => {
     coalescer.enqueue('ws-1', { projectId: 'p-1' }, 's');
     vi.advanceTimersByTime(150);
     expect(store.upsert).toHaveBeenCalledWith('ws-1', { projectId: 'p-1' }, 's');
-  });
-
-  it('treats a null projectId as defined', () => {
-    const store = syncStore(() => false);
-    const coalescer = new EventCoalescer(store);
-    coalescer.enqueue('ws-1', { projectId: null }, 's');
-    vi.advanceTimersByTime(150);
-    expect(store.upsert).toHaveBeenCalledTimes(1);
   });
 
   it('applies the rule in flushAll too', async () => {

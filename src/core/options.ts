@@ -25,8 +25,12 @@ export interface ResolvedOptions<F extends object> {
   onError: ErrorHandler<F> | undefined;
 }
 
-/** Only a defined `projectId` lets a patch create a workspace: the host's reconciliation seeds the rest. */
-export const defaultCanCreate = (fields: Patch<Fields>): boolean => fields.projectId !== undefined;
+/**
+ * Only a patch with a `projectId` creates a workspace (the plan's "lacks projectId", the host's
+ * `!(existing || fields.projectId)`): any falsy one — `null`, `''`, `0`, `false` — is absent.
+ * The host's reconciliation seeds the rest.
+ */
+export const defaultCanCreate = (fields: Patch<Fields>): boolean => Boolean(fields.projectId);
 
 function loggerOption(logger: Partial<Logger> | undefined): Logger {
   if (logger === undefined) return silentLogger;

@@ -22,7 +22,7 @@ export interface SnapshotStore<F extends object = Fields> {
     source: string,
     timestamp?: number,
   ): MaybePromise<unknown>;
-  /** The workspace's entry, or `undefined` when the store does not know it. */
+  /** The workspace's entry, or `undefined` (or `null`) when the store does not know it. */
   getByWorkspaceId(workspaceId: string): MaybePromise<unknown>;
   /** Deletes the workspace's entry. */
   remove(workspaceId: string, timestamp?: number): MaybePromise<unknown>;
@@ -125,7 +125,7 @@ export interface CoalescerOptions<F extends object = Fields> {
   maxPending?: number;
   /**
    * Whether a patch may create a workspace the store does not know yet.
-   * @default fields => fields.projectId !== undefined
+   * @default fields => Boolean(fields.projectId)
    */
   canCreate?: (fields: Patch<F>) => boolean;
   /**

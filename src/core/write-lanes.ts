@@ -244,7 +244,7 @@ export class WriteLanes<F extends object> {
       this.#counts.removed++;
       lane.removal = undefined;
       (item as Removal).resolve();
-    } else if (value !== undefined) {
+    } else if (value !== undefined && value !== null) {
       this.#call(lane, 'upsert', item);
       return;
     } else {
