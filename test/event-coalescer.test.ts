@@ -1,11 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  configureEventCollector,
-  EventCoalescer,
-  type Patch,
-  stopEventCollector,
-} from '../src/index.js';
+import { configureEventCollector, EventCoalescer, stopEventCollector } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { deferred, gatedStore, settle, syncStore } from './helpers.js';
 

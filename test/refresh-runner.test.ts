@@ -291,3 +291,239 @@ describe('refresh results that cannot be read', () => {
     expect(runs).toBe(2);
   });
 });
+
+/** Refresh sources over one emitter, all reading through one hand-settled `refresh`. */
+function sharedSetup(sourceCount: number, extra: Record<string, unknown> = {}) {
+  const emitter = new EventEmitter();
+  const store = syncStore();
+  const onError = vi.fn();
+  const runs: Array<{ workspaceId: string; result: Deferred<Patch<Fields> | undefined> }> = [];
+  const refresh = (workspaceId: string) => {
+    const result = deferred<Patch<Fields> | undefined>();
+    runs.push({ workspaceId, result });
+    return result.promise;
+  };
+  const collector = createEventCollector({
+    store,
+    onError,
+    canCreate: () => true,
+    sources: Array.from({ length: sourceCount }, (_, i) => ({
+      emitter,
+      event: `e${i}`,
+      key: (id: string) => id,
+      refresh,
+      ...extra,
+    })),
+  });
+  return { emitter, store, onError, runs, collector };
+}
+
+describe('collector.remove', () => {
+  it('cancels a refresh in flight, so its late result cannot create the workspace again', async () => {
+    const { emitter, store, runs, collector } = sharedSetup(1);
+    emitter.emit('e0', 'ws-1');
+    expect(runs).toHaveLength(1);
+    await collector.remove('ws-1');
+    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    runs[0]?.result.resolve({ title: 'late' });
+    await settle();
+    vi.advanceTimersByTime(1000);
+    expect(store.upsert).not.toHaveBeenCalled();
+  });
+
+  it('refuses a workspaceId that is not a non-empty string', () => {
+    const { collector } = sharedSetup(1);
+    expect(() => collector.remove('' as string)).toThrow(/Expected `workspaceId`/);
+  });
+});
+
+describe('refresh sources that share a refresh', () => {
+  it('run one read for a burst of four events on four sources, then one rerun', async () => {
+    const { emitter, store, runs } = sharedSetup(4);
+    for (let i = 0; i < 4; i++) emitter.emit(`e${i}`, 'ws-1');
+    expect(runs).toHaveLength(1);
+    runs[0]?.result.resolve({ n: 1 });
+    await settle();
+    expect(runs).toHaveLength(2);
+    runs[1]?.result.resolve({ n: 2 });
+    await settle();
+    vi.advanceTimersByTime(150);
+    expect(runs).toHaveLength(2);
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { n: 2 }, 'event:e0']]);
+  });
+
+  it('share by group name too, and label their writes with it', async () => {
+    const emitter = new EventEmitter();
+    const store = syncStore();
+    let reads = 0;
+    const read = async () => {
+      reads++;
+      return { n: reads };
+    };
+    createEventCollector({
+      store,
+      canCreate: () => true,
+      sources: [
+        { emitter, event: 'a', key: (id: string) => id, refresh: read, group: 'workspace-row' },
+        {
+          emitter,
+          event: 'b',
+          key: (id: string) => id,
+          refresh: async () => read(),
+          group: 'workspace-row',
+        },
+      ],
+    });
+    emitter.emit('a', 'ws-1');
+    emitter.emit('b', 'ws-1');
+    await settle();
+    vi.advanceTimersByTime(150);
+    expect(reads).toBe(2);
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { n: 2 }, 'workspace-row']]);
+  });
+});
+
+describe('refresh sources with async keys', () => {
+  function asyncKeySetup() {
+    const emitter = new EventEmitter();
+    const store = syncStore();
+    const onError = vi.fn();
+    const lookups: Array<Deferred<string | undefined>> = [];
+    const reads: string[] = [];
+    const collector = createEventCollector({
+      store,
+      onError,
+      canCreate: () => true,
+      sources: [
+        {
+          emitter,
+          event: 'session',
+          key: () => {
+            const lookup = deferred<string | undefined>();
+            lookups.push(lookup);
+            return lookup.promise;
+          },
+          refresh: async (workspaceId) => {
+            reads.push(workspaceId);
+            return { seen: true };
+          },
+        },
+      ],
+    });
+    return { emitter, store, onError, lookups, reads, collector };
+  }
+
+  it('refresh the workspace a lookup finds', async () => {
+    const { emitter, store, lookups, reads } = asyncKeySetup();
+    emitter.emit('session', 's-1');
+    expect(reads).toEqual([]);
+    lookups[0]?.resolve('ws-1');
+    await settle();
+    expect(reads).toEqual(['ws-1']);
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledWith('ws-1', { seen: true }, 'event:session');
+  });
+
+  it('report a lookup that rejects as map, counted invalid', async () => {
+    const { emitter, onError, lookups, collector } = asyncKeySetup();
+    emitter.emit('session', 's-1');
+    const failure = new Error('no session');
+    lookups[0]?.reject(failure);
+    await settle();
+    expect(onError).toHaveBeenCalledWith(failure, { operation: 'map', source: 'event:session' });
+    expect(collector.coalescer.stats().invalid).toBe(1);
+  });
+
+  it('drop a lookup answered after the workspace was removed', async () => {
+    const { emitter, store, lookups, reads, collector } = asyncKeySetup();
+    emitter.emit('session', 's-1');
+    await collector.remove('ws-1');
+    lookups[0]?.resolve('ws-1');
+    await settle();
+    vi.advanceTimersByTime(150);
+    expect(reads).toEqual([]);
+    expect(store.upsert).not.toHaveBeenCalled();
+  });
+
+  it('still refresh for an event that arrived after the removal', async () => {
+    const { emitter, lookups, reads, collector } = asyncKeySetup();
+    emitter.emit('session', 's-1');
+    await collector.remove('ws-1');
+    emitter.emit('session', 's-2');
+    lookups[1]?.resolve('ws-1');
+    lookups[0]?.resolve('ws-1');
+    await settle();
+    expect(reads).toEqual(['ws-1']);
+  });
+
+  it('ignore a lookup answered after stop', async () => {
+    const { emitter, lookups, reads, collector } = asyncKeySetup();
+    emitter.emit('session', 's-1');
+    await collector.stop();
+    lookups[0]?.resolve('ws-1');
+    await settle();
+    expect(reads).toEqual([]);
+  });
+});
+
+describe('collector.refresh (priming)', () => {
+  it('runs the refresh sources for the given workspaces and resolves once they settled', async () => {
+    const { store, runs, collector } = sharedSetup(2);
+    let primed = false;
+    const priming = collector.refresh(['ws-1', 'ws-2']).then(() => {
+      primed = true;
+    });
+    expect(runs.map((run) => run.workspaceId)).toEqual(['ws-1', 'ws-2']);
+    runs[0]?.result.resolve({ a: 1 });
+    await settle();
+    expect(primed).toBe(false);
+    runs[1]?.result.resolve({ a: 2 });
+    await priming;
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+  });
+
+  it('goes through single flight: an event during priming causes one rerun, not a second read', async () => {
+    const { emitter, runs, collector } = sharedSetup(1);
+    const priming = collector.refresh(['ws-1']);
+    emitter.emit('e0', 'ws-1');
+    expect(runs).toHaveLength(1);
+    runs[0]?.result.resolve({ a: 1 });
+    await settle();
+    expect(runs).toHaveLength(2);
+    runs[1]?.result.resolve({ a: 2 });
+    await priming;
+  });
+
+  it('retries a failed read and resolves when the retries are done', async () => {
+    const { runs, onError, collector } = sharedSetup(1, { retry: { attempts: 2, delayMs: 100 } });
+    let primed = false;
+    const priming = collector.refresh(['ws-1']).then(() => {
+      primed = true;
+    });
+    runs[0]?.result.reject(new Error('down'));
+    await settle();
+    expect(primed).toBe(false);
+    await vi.advanceTimersByTimeAsync(100);
+    runs[1]?.result.reject(new Error('down'));
+    await priming;
+    expect(onError).toHaveBeenCalledTimes(1);
+  });
+
+  it('resolves, writing nothing, when the workspace is removed meanwhile', async () => {
+    const { store, runs, collector } = sharedSetup(1);
+    const priming = collector.refresh(['ws-1']);
+    await collector.remove('ws-1');
+    await priming;
+    runs[0]?.result.resolve({ a: 1 });
+    await settle();
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).not.toHaveBeenCalled();
+  });
+
+  it('refuses something that is not an iterable of workspace ids', () => {
+    const { collector } = sharedSetup(1);
+    expect(() => collector.refresh(42 as never)).toThrow(/Expected `workspaceIds`/);
+    expect(() => collector.refresh([''])).toThrow(/Expected `workspaceId`/);
+  });
+});

@@ -1,8 +1,9 @@
 import { EventCoalescer } from '../core/coalescer.js';
 import { expected } from '../core/describe.js';
+import { adopt, whenSettled } from '../core/guard.js';
 import { isPlainObject } from '../core/merge.js';
-import { numberOption } from '../core/options.js';
 import type { CoalescerOptions, Fields, Patch, SnapshotStore } from '../core/types.js';
+import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js';
 import { subscribe } from './emitter-adapter.js';
 import { RefreshRunner } from './refresh-runner.js';
 import { type PatchSource, type RefreshSource, type Source, sourceName } from './sources.js';
@@ -20,6 +21,17 @@ export interface EventCollector<F extends object = Fields> {
   /** The coalescer every source feeds. */
   readonly coalescer: EventCoalescer<F>;
   /**
+   * Removes the workspace: cancels its refreshes in flight (their results are dropped, so a
+   * late one cannot create it again) and removes it through the coalescer. Resolves once the
+   * removal has settled; a removal given up is reported to `onError`, not thrown.
+   */
+  remove(workspaceId: string): Promise<void>;
+  /**
+   * Runs the refresh sources for these workspaces now (startup seeding), through the same
+   * single flight, retries and removal guard as events. Resolves when they have settled.
+   */
+  refresh(workspaceIds: Iterable<string>): Promise<void>;
+  /**
    * Detaches exactly the listeners it attached (before it returns), aborts refreshes,
    * flushes what is pending, and resolves once the writes have settled. Idempotent.
    */
@@ -28,8 +40,11 @@ export interface EventCollector<F extends object = Fields> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-const isRefreshSource = <F extends object>(source: Source<F>): source is RefreshSource<F> =>
-  typeof (source as RefreshSource<F>).refresh === 'function';
+const assertWorkspaceId = (workspaceId: unknown): void => {
+  if (typeof workspaceId !== 'string' || workspaceId === '') {
+    throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
+  }
+};
 
 /**
  * Subscribes to the sources' emitters and coalesces what they say into store writes.
@@ -57,19 +72,27 @@ export function createEventCollector<F extends object = Fields>(
   const coalescer = new EventCoalescer<F>(store, options);
   const { logger } = coalescer.options;
   const detachers: Array<() => void> = [];
+  /** One runner per group of refresh sources: by `group`, or by the `refresh` they share. */
+  const runnersByGroup = new Map<unknown, RefreshRunner<F>>();
   const runners: RefreshRunner<F>[] = [];
   let stopped = false;
   let stopping: Promise<void> | undefined;
+  /** Events counted, so that an async key answered after a removal cannot undo it. */
+  let eventCount = 0;
+  let keysPending = 0;
+  /** The event count at each removal, kept only while some key is being looked up. */
+  const removedAtEvent = new Map<string, number>();
 
   const invalid = (source: string, workspaceId: unknown, message: string): void => {
     coalescer.countInvalid();
     logger.warn({ workspaceId, source }, `event-coalescer: ${message}; event ignored`);
   };
 
-  const removeWorkspace = (workspaceId: string): void => {
+  const removeWorkspace = (workspaceId: string): Promise<void> => {
+    if (keysPending > 0) removedAtEvent.set(workspaceId, eventCount);
     for (const runner of runners) runner.cancel(workspaceId);
     // Failures are retried and reported by the coalescer; the promise never rejects.
-    void coalescer.remove(workspaceId);
+    return coalescer.remove(workspaceId);
   };
 
   const apply = (name: string, action: unknown): void => {
@@ -78,7 +101,7 @@ export function createEventCollector<F extends object = Fields>(
     } else if (typeof action.workspaceId !== 'string' || action.workspaceId === '') {
       invalid(name, action.workspaceId, 'action without a non-empty string workspaceId');
     } else if (action.remove === true) {
-      removeWorkspace(action.workspaceId);
+      void removeWorkspace(action.workspaceId);
     } else if (!isPlainObject(action.fields)) {
       invalid(name, action.workspaceId, 'action whose fields is not a plain object');
     } else {
@@ -111,20 +134,53 @@ export function createEventCollector<F extends object = Fields>(
     };
   };
 
+  /** Signals the runner with what `key` answered, now or when its lookup settles. */
+  const keyed = (name: string, runner: RefreshRunner<F>, workspaceId: unknown): void => {
+    if (workspaceId === undefined || workspaceId === null) return;
+    if (typeof workspaceId === 'string' && workspaceId !== '') runner.signal(workspaceId);
+    else invalid(name, workspaceId, 'key returned something other than a non-empty string');
+  };
+
+  const keyFailed = (name: string, error: unknown): void => {
+    coalescer.countInvalid();
+    coalescer.reportError(error, { operation: 'map', source: name });
+  };
+
   const refreshListener = (source: RefreshSource<F>, name: string, runner: RefreshRunner<F>) => {
     return (...args: unknown[]): void => {
       if (stopped) return;
-      let workspaceId: unknown;
+      const event = ++eventCount;
+      let answer: unknown;
       try {
-        workspaceId = source.key(...args);
+        answer = source.key(...args);
       } catch (error) {
-        coalescer.countInvalid();
-        coalescer.reportError(error, { operation: 'map', source: name });
+        keyFailed(name, error);
         return;
       }
-      if (workspaceId === undefined || workspaceId === null) return;
-      if (typeof workspaceId === 'string' && workspaceId !== '') runner.signal(workspaceId);
-      else invalid(name, workspaceId, 'key returned something other than a non-empty string');
+      const lookup = adopt(answer);
+      if (lookup === undefined) {
+        keyed(name, runner, answer);
+        return;
+      }
+      keysPending++;
+      const settled = (): void => {
+        if (--keysPending === 0) removedAtEvent.clear();
+      };
+      whenSettled(
+        lookup,
+        (workspaceId) => {
+          // Removed after this event arrived: the removal stands.
+          const removed = typeof workspaceId === 'string' && removedAtEvent.get(workspaceId);
+          if (!stopped && !(typeof removed === 'number' && removed >= event)) {
+            keyed(name, runner, workspaceId);
+          }
+          settled();
+        },
+        (error) => {
+          if (!stopped) keyFailed(name, error);
+          settled();
+        },
+      );
     };
   };
 
@@ -139,39 +195,33 @@ export function createEventCollector<F extends object = Fields>(
   };
 
   sources.forEach((source, index) => {
-    const at = `sources[${index}]`;
-    const shapeError = (what: string, value: unknown): TypeError => {
+    try {
+      checkSource(source, index);
+    } catch (error) {
       detachAll();
-      return new TypeError(expected(`${at}${what}`, whatExpected(what), value));
-    };
-    if (!isPlainObject(source as unknown)) throw shapeError('', source);
-    // The whole source is checked before its listener is attached.
-    if (typeof source.event !== 'string') throw shapeError('.event', source.event);
-    if (source.name !== undefined && typeof source.name !== 'string') {
-      throw shapeError('.name', source.name);
+      throw error;
     }
     const name = sourceName(source);
     let listener: (...args: unknown[]) => void;
     if (isRefreshSource(source)) {
-      if (typeof source.key !== 'function') throw shapeError('.key', source.key);
-      if (source.immediate !== undefined && typeof source.immediate !== 'boolean') {
-        throw shapeError('.immediate', source.immediate);
+      const group = source.group ?? source.refresh;
+      let runner = runnersByGroup.get(group);
+      if (runner === undefined) {
+        runner = new RefreshRunner(source, coalescer);
+        runnersByGroup.set(group, runner);
+        runners.push(runner);
       }
-      try {
-        checkRetry(at, source.retry);
-      } catch (error) {
-        detachAll();
-        throw error;
-      }
-      const runner = new RefreshRunner(source, coalescer);
-      runners.push(runner);
       listener = refreshListener(source, name, runner);
     } else {
-      if (typeof source.map !== 'function') throw shapeError('.map', source.map);
-      listener = patchListener(source, name);
+      listener = patchListener(source as PatchSource<F>, name);
     }
     const detach = subscribe(source.emitter, source.event, listener);
-    if (detach === undefined) throw shapeError(`.emitter (${name})`, source.emitter);
+    if (detach === undefined) {
+      detachAll();
+      throw new TypeError(
+        expected(`sources[${index}].emitter (${name})`, EMITTER_SHAPES, source.emitter),
+      );
+    }
     detachers.push(detach);
   });
 
@@ -181,6 +231,26 @@ export function createEventCollector<F extends object = Fields>(
 
   const collector: EventCollector<F> = {
     coalescer,
+    remove(workspaceId) {
+      assertWorkspaceId(workspaceId);
+      return removeWorkspace(workspaceId);
+    },
+    refresh(workspaceIds) {
+      if (typeof (workspaceIds as Iterable<string> | null)?.[Symbol.iterator] !== 'function') {
+        throw new TypeError(expected('workspaceIds', 'an iterable of workspace ids', workspaceIds));
+      }
+      const ids = [...workspaceIds];
+      ids.forEach(assertWorkspaceId);
+      if (stopped) return Promise.resolve();
+      const runs: Promise<void>[] = [];
+      for (const workspaceId of ids) {
+        for (const runner of runners) {
+          runner.signal(workspaceId);
+          runs.push(runner.settled(workspaceId));
+        }
+      }
+      return Promise.all(runs).then(() => undefined);
+    },
     stop() {
       if (stopping === undefined) {
         stopped = true;
@@ -199,23 +269,4 @@ export function createEventCollector<F extends object = Fields>(
   if (signal?.aborted) void collector.stop();
   else signal?.addEventListener('abort', onAbort, { once: true });
   return collector;
-}
-
-/** A refresh source's `retry`, checked as the coalescer checks its own. */
-function checkRetry(at: string, retry: unknown): void {
-  if (retry === undefined) return;
-  if (!isPlainObject(retry)) throw new TypeError(expected(`${at}.retry`, 'an object', retry));
-  numberOption(`${at}.retry.attempts`, retry.attempts, 3, 'count');
-  numberOption(`${at}.retry.delayMs`, retry.delayMs, 1000, 'duration');
-}
-
-function whatExpected(what: string): string {
-  if (what === '') return 'a source object';
-  if (what === '.event') return 'an event name (string)';
-  if (what === '.name') return 'a string';
-  if (what === '.immediate') return 'a boolean';
-  if (what.startsWith('.emitter')) {
-    return 'an emitter with on/off, addListener/removeListener or addEventListener/removeEventListener';
-  }
-  return 'a function';
 }

@@ -14,12 +14,15 @@ interface RefreshState {
   rerun: boolean;
   failures: number;
   backoff: Timer | undefined;
+  /** `settled` callers, told when the workspace's refreshes end (done, given up or cancelled). */
+  waiters: Array<() => void> | undefined;
 }
 
 /**
- * Runs a refresh source's `refresh` per workspace: the first signal starts a run at once,
- * one run at a time, signals during a run cause exactly one more run after it succeeds,
- * failures are retried with doubling delays, and a final failure is reported.
+ * Runs a refresh per workspace, for one source or a group of sources sharing it: the first
+ * signal starts a run at once, one run at a time, signals during a run cause exactly one
+ * more run after it succeeds, failures are retried with doubling delays, and a final
+ * failure is reported.
  */
 export class RefreshRunner<F extends object> {
   readonly #source: RefreshSource<F>;
@@ -29,10 +32,11 @@ export class RefreshRunner<F extends object> {
   readonly #delayMs: number;
   readonly #states = new Map<string, RefreshState>();
 
+  /** `source` is the group's first: its `refresh`, `retry` and `immediate` serve the group. */
   constructor(source: RefreshSource<F>, coalescer: EventCoalescer<F>) {
     this.#source = source;
     this.#coalescer = coalescer;
-    this.#name = sourceName(source);
+    this.#name = source.group ?? sourceName(source);
     this.#attempts = source.retry?.attempts ?? 3;
     this.#delayMs = source.retry?.delayMs ?? 1000;
   }
@@ -48,6 +52,7 @@ export class RefreshRunner<F extends object> {
         rerun: false,
         failures: 0,
         backoff: undefined,
+        waiters: undefined,
       };
       this.#states.set(workspaceId, fresh);
       this.#run(fresh);
@@ -57,13 +62,31 @@ export class RefreshRunner<F extends object> {
     if (state.running) state.rerun = true;
   }
 
+  /** Resolves once the workspace's refreshes have ended: done, given up or cancelled. */
+  settled(workspaceId: string): Promise<void> {
+    const state = this.#states.get(workspaceId);
+    if (state === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      state.waiters ??= [];
+      state.waiters.push(resolve);
+    });
+  }
+
   /** Aborts the workspace's refresh and drops whatever it would still deliver. */
   cancel(workspaceId: string): void {
     const state = this.#states.get(workspaceId);
     if (state === undefined) return;
-    this.#states.delete(workspaceId);
     if (state.backoff !== undefined) clearTimer(state.backoff);
+    this.#end(state);
     state.controller.abort();
+  }
+
+  /** Forgets the workspace's state and tells whoever waits for it. */
+  #end(state: RefreshState): void {
+    this.#states.delete(state.workspaceId);
+    const waiters = state.waiters;
+    state.waiters = undefined;
+    for (const resolve of waiters ?? []) resolve();
   }
 
   cancelAll(): void {
@@ -100,7 +123,7 @@ export class RefreshRunner<F extends object> {
           state.rerun = false;
           this.#run(state);
         } else {
-          this.#states.delete(state.workspaceId);
+          this.#end(state);
         }
       },
       (error: unknown) => {
@@ -119,7 +142,7 @@ export class RefreshRunner<F extends object> {
       workspaceId: state.workspaceId,
     } as const;
     if (state.failures >= this.#attempts) {
-      this.#states.delete(state.workspaceId);
+      this.#end(state);
       this.#coalescer.countFailed();
       this.#coalescer.reportError(error, context);
       return;

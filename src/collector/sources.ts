@@ -61,10 +61,22 @@ export interface RefreshSource<F extends object = Fields> {
    * @default `event:${event}`
    */
   name?: string;
-  /** The workspace the event is about; `undefined` ignores the event. */
-  key(...args: unknown[]): string | undefined | null;
-  /** Reads the workspace's fields; `undefined` writes nothing. Aborted on remove and stop. */
+  /**
+   * The workspace the event is about; `undefined` ignores the event. May answer with a
+   * Promise (a lookup); one that rejects is reported as `map` and counted as invalid.
+   */
+  key(...args: unknown[]): string | undefined | null | PromiseLike<string | undefined | null>;
+  /**
+   * Reads the workspace's fields; `undefined` writes nothing. Aborted on remove and stop.
+   * Sources that share this function (or a `group`) share its runs: one at a time per
+   * workspace, and one rerun for any number of signals during a run.
+   */
   refresh(workspaceId: string, signal: AbortSignal): Promise<Patch<F> | undefined>;
+  /**
+   * Names a group of refresh sources that share their runs, and labels what they write.
+   * Sources with the same `refresh` function form a group without it.
+   */
+  group?: string;
   /** Write the refreshed fields at once instead of after the window. */
   immediate?: boolean;
   /**

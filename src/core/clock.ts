@@ -11,7 +11,8 @@ interface ClockState {
 
 const SHARED = Symbol.for('event-coalescer.store-clock');
 const holder = globalThis as { [SHARED]?: ClockState };
-const state: ClockState = (holder[SHARED] ??= { last: 0 });
+holder[SHARED] ??= { last: 0 };
+const state: ClockState = holder[SHARED];
 
 /** The smallest double above `value`: stamps within one millisecond step by this. */
 function nextAfter(value: number): number {

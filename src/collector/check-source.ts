@@ -1,0 +1,45 @@
+/**
+ * Checks a collector's source whole before anything is attached: a malformed member is a
+ * `TypeError` (or `RangeError`) that names it, `sources[i].name` and the like.
+ */
+import { expected } from '../core/describe.js';
+import { isPlainObject } from '../core/merge.js';
+import { numberOption } from '../core/options.js';
+import type { RefreshSource, Source } from './sources.js';
+
+export const isRefreshSource = <F extends object>(source: Source<F>): source is RefreshSource<F> =>
+  typeof (source as RefreshSource<F>).refresh === 'function';
+
+/** Throws when `source` (at `sources[index]`) is malformed. */
+export function checkSource(source: unknown, index: number): void {
+  const at = `sources[${index}]`;
+  const fail = (what: string, value: unknown, expectation: string): never => {
+    throw new TypeError(expected(`${at}${what}`, expectation, value));
+  };
+  if (!isPlainObject(source)) throw new TypeError(expected(at, 'a source object', source));
+  if (typeof source.event !== 'string') fail('.event', source.event, 'an event name (string)');
+  if (source.name !== undefined && typeof source.name !== 'string') {
+    fail('.name', source.name, 'a string');
+  }
+  if (isRefreshSource(source as unknown as Source)) {
+    if (typeof source.key !== 'function') fail('.key', source.key, 'a function');
+    if (source.immediate !== undefined && typeof source.immediate !== 'boolean') {
+      fail('.immediate', source.immediate, 'a boolean');
+    }
+    if (source.group !== undefined && typeof source.group !== 'string') {
+      fail('.group', source.group, 'a string');
+    }
+    const retry = source.retry;
+    if (retry !== undefined) {
+      if (!isPlainObject(retry)) fail('.retry', retry, 'an object');
+      const { attempts, delayMs } = retry as Record<string, unknown>;
+      numberOption(`${at}.retry.attempts`, attempts, 3, 'count');
+      numberOption(`${at}.retry.delayMs`, delayMs, 1000, 'duration');
+    }
+  } else if (typeof source.map !== 'function') {
+    fail('.map', source.map, 'a function');
+  }
+}
+
+export const EMITTER_SHAPES =
+  'an emitter with on/off, addListener/removeListener or addEventListener/removeEventListener';
