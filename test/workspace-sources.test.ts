@@ -3,15 +3,26 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   createEventCollector,
   PR_SNAPSHOT_UPDATED,
+  type PrSnapshotUpdatedEvent,
   RATCHET_STATE_CHANGED,
   RUN_SCRIPT_STATUS_CHANGED,
   WORKSPACE_ACTIVE,
   WORKSPACE_IDLE,
   WORKSPACE_STATE_CHANGED,
   type WorkspaceEventNames,
+  type WorkspaceSnapshotFields,
+  type WorkspaceSourcesOptions,
+  type WorkspaceStateChangedEvent,
   workspaceSnapshotSources,
 } from '../src/collector/index.js';
 import { syncStore } from './helpers.js';
+
+/** The fields of a host that writes a few more than the preset. */
+interface HostFields extends WorkspaceSnapshotFields {
+  prUrl: string;
+  name: string;
+  branchName: string;
+}
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -21,7 +32,10 @@ afterEach(() => {
 });
 
 /** Five domain emitters wired through the preset; every workspace is known unless `known` says otherwise. */
-function host(eventNames: WorkspaceEventNames = {}, known: (id: string) => boolean = () => true) {
+function host(
+  eventNames: WorkspaceEventNames | WorkspaceSourcesOptions<HostFields> = {},
+  known: (id: string) => boolean = () => true,
+) {
   const domains = {
     workspaceStateMachine: new EventEmitter(),
     prSnapshotService: new EventEmitter(),
@@ -32,7 +46,7 @@ function host(eventNames: WorkspaceEventNames = {}, known: (id: string) => boole
   const store = syncStore(known);
   const collector = createEventCollector({
     store,
-    sources: workspaceSnapshotSources(domains, eventNames),
+    sources: workspaceSnapshotSources<HostFields>(domains, eventNames),
   });
   const written = () => {
     vi.advanceTimersByTime(150);
@@ -199,5 +213,91 @@ describe('workspaceSnapshotSources', () => {
     expect(counts()).toBe(6);
     await collector.stop();
     expect(counts()).toBe(0);
+  });
+});
+
+describe('workspaceSnapshotSources options', () => {
+  it('writes the events a host marks immediate at once, the others after the window', () => {
+    const { domains, store } = host({ immediate: ['workspaceStateChanged'] });
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromStatus: 'NEW',
+      toStatus: 'READY',
+    });
+    expect(store.upsert.mock.calls).toEqual([
+      ['ws-1', { status: 'READY' }, 'event:workspace_state_changed'],
+    ]);
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromState: 'A',
+      toState: 'B',
+    });
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+  });
+
+  it('extends an event’s fields from its payload, and replaces them where the host says', () => {
+    const { domains, written } = host({
+      fields: {
+        prSnapshotUpdated: (event: PrSnapshotUpdatedEvent & { prUrl: string }, defaults) => ({
+          ...defaults,
+          prUrl: event.prUrl,
+        }),
+        workspaceStateChanged: (
+          event: WorkspaceStateChangedEvent & { name: string; branchName: string },
+        ) => ({ status: event.toStatus, name: event.name, branchName: event.branchName }),
+      },
+    });
+    domains.prSnapshotService.emit(PR_SNAPSHOT_UPDATED, {
+      workspaceId: 'ws-1',
+      prNumber: 7,
+      prState: 'OPEN',
+      prCiStatus: null,
+      prUrl: 'https://example.test/pr/7',
+    });
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId: 'ws-2',
+      fromStatus: 'NEW',
+      toStatus: 'READY',
+      name: 'fix login',
+      branchName: 'fix/login',
+    });
+    expect(written()).toEqual([
+      [
+        'ws-1',
+        { prNumber: 7, prState: 'OPEN', prCiStatus: null, prUrl: 'https://example.test/pr/7' },
+        'event:pr_snapshot_updated',
+      ],
+      [
+        'ws-2',
+        { status: 'READY', name: 'fix login', branchName: 'fix/login' },
+        'event:workspace_state_changed',
+      ],
+    ]);
+  });
+
+  it('still removes an archived workspace at once when its fields are mapped', () => {
+    const { domains, store } = host({ fields: { workspaceStateChanged: () => ({ name: 'x' }) } });
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId: 'ws-1',
+      fromStatus: 'READY',
+      toStatus: 'ARCHIVED',
+    });
+    expect(store.remove).toHaveBeenCalledWith('ws-1');
+  });
+
+  it('counts a field map that throws as an invalid event, never throwing into emit()', () => {
+    const { domains, collector } = host({
+      fields: {
+        ratchetStateChanged: () => {
+          throw new Error('map');
+        },
+      },
+    });
+    expect(() =>
+      domains.ratchetService.emit(RATCHET_STATE_CHANGED, { workspaceId: 'ws-1', toState: 'B' }),
+    ).not.toThrow();
+    expect(collector.coalescer.stats().invalid).toBe(1);
   });
 });

@@ -31,8 +31,11 @@ export {
   WORKSPACE_STATE_CHANGED,
   type WorkspaceActivityEvent,
   type WorkspaceDomains,
+  type WorkspaceEvent,
   type WorkspaceEventNames,
+  type WorkspaceFieldMaps,
   type WorkspaceSnapshotFields,
+  type WorkspaceSourcesOptions,
   type WorkspaceStateChangedEvent,
   workspaceSnapshotSources,
 } from './workspace-sources.js';

@@ -1,3 +1,4 @@
+import type { Patch } from '../core/types.js';
 import type { EmitterLike } from './emitter-adapter.js';
 import type { PatchSource } from './sources.js';
 
@@ -72,7 +73,33 @@ export interface WorkspaceEventNames {
   workspaceIdle?: string;
 }
 
-type WorkspaceSource = PatchSource<WorkspaceSnapshotFields>;
+/** The six events of the preset, by the keys of {@link WorkspaceEventNames}. */
+export type WorkspaceEvent = keyof WorkspaceEventNames;
+
+type DefaultFields = Patch<WorkspaceSnapshotFields>;
+
+/**
+ * Per event, the fields it writes instead of the preset's: `defaults` are the preset's, to
+ * extend (`{ ...defaults, prUrl: event.prUrl }`) or replace. Declared as methods, so a host
+ * may type `event` with the extra members its events carry.
+ */
+export interface WorkspaceFieldMaps<F extends object> {
+  workspaceStateChanged?(event: WorkspaceStateChangedEvent, defaults: DefaultFields): Patch<F>;
+  prSnapshotUpdated?(event: PrSnapshotUpdatedEvent, defaults: DefaultFields): Patch<F>;
+  ratchetStateChanged?(event: RatchetStateChangedEvent, defaults: DefaultFields): Patch<F>;
+  runScriptStatusChanged?(event: RunScriptStatusChangedEvent, defaults: DefaultFields): Patch<F>;
+  workspaceActive?(event: WorkspaceActivityEvent | string, defaults: DefaultFields): Patch<F>;
+  workspaceIdle?(event: WorkspaceActivityEvent | string, defaults: DefaultFields): Patch<F>;
+}
+
+/** Options of {@link workspaceSnapshotSources}: event names, and what a host changes. */
+export interface WorkspaceSourcesOptions<F extends object = WorkspaceSnapshotFields>
+  extends WorkspaceEventNames {
+  /** Events written at once instead of after the window (a host writes status changes so). */
+  immediate?: readonly WorkspaceEvent[];
+  /** Fields an event writes, extending or replacing the preset's. */
+  fields?: WorkspaceFieldMaps<F>;
+}
 
 // Payloads come from other code at run time: a missing one yields an action without a
 // workspaceId, which the collector counts as invalid instead of throwing into emit().
@@ -82,77 +109,89 @@ const idOf = (event: WorkspaceActivityEvent | string): string =>
 /**
  * The six subscriptions of a workspace host, ready made: state changes (ARCHIVED removes
  * at once), PR snapshots (never `prReviewState`), ratchet and run-script states, activity.
- * Source labels are `event:<event name>`.
+ * Source labels are `event:<event name>`. `options` renames events, marks some immediate,
+ * and extends or replaces the fields an event writes; without them, the plan's six mappings.
  *
  * @example
  * configureEventCollector({
  *   store,
- *   sources: workspaceSnapshotSources({ workspaceStateMachine, prSnapshotService,
- *     ratchetService, runScriptStateMachine, workspaceActivityService }),
+ *   sources: workspaceSnapshotSources(
+ *     { workspaceStateMachine, prSnapshotService, ratchetService, runScriptStateMachine,
+ *       workspaceActivityService },
+ *     {
+ *       immediate: ['workspaceStateChanged'],
+ *       fields: { prSnapshotUpdated: (event: PrSnapshotUpdatedEvent & { prUrl: string }, defaults) =>
+ *         ({ ...defaults, prUrl: event.prUrl }) },
+ *     },
+ *   ),
  * });
  */
-export function workspaceSnapshotSources(
+export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFields>(
   domains: WorkspaceDomains,
-  eventNames: WorkspaceEventNames = {},
-): WorkspaceSource[] {
-  const stateChanged = eventNames.workspaceStateChanged ?? WORKSPACE_STATE_CHANGED;
-  const prUpdated = eventNames.prSnapshotUpdated ?? PR_SNAPSHOT_UPDATED;
-  const ratchetChanged = eventNames.ratchetStateChanged ?? RATCHET_STATE_CHANGED;
-  const runScriptChanged = eventNames.runScriptStatusChanged ?? RUN_SCRIPT_STATUS_CHANGED;
-  const active = eventNames.workspaceActive ?? WORKSPACE_ACTIVE;
-  const idle = eventNames.workspaceIdle ?? WORKSPACE_IDLE;
+  options: WorkspaceSourcesOptions<F> = {},
+): PatchSource<F>[] {
+  const immediate = new Set<WorkspaceEvent>(options.immediate ?? []);
+  const maps: WorkspaceFieldMaps<F> = options.fields ?? {};
+  /** The action of one event: its workspace, the fields the host maps it to, immediacy. */
+  const action = <E>(
+    which: WorkspaceEvent,
+    event: E,
+    workspaceId: string | undefined,
+    defaults: DefaultFields,
+  ) => {
+    const map = maps[which] as ((event: E, defaults: DefaultFields) => Patch<F>) | undefined;
+    const fields = map === undefined ? (defaults as Patch<F>) : map.call(maps, event, defaults);
+    return immediate.has(which)
+      ? { workspaceId: workspaceId as string, fields, immediate: true }
+      : { workspaceId: workspaceId as string, fields };
+  };
+  const name = (which: WorkspaceEvent, fallback: string): string => options[which] ?? fallback;
   return [
     {
       emitter: domains.workspaceStateMachine,
-      event: stateChanged,
+      event: name('workspaceStateChanged', WORKSPACE_STATE_CHANGED),
       map: (event: WorkspaceStateChangedEvent) =>
         event?.toStatus === 'ARCHIVED'
           ? { workspaceId: event.workspaceId, remove: true }
-          : { workspaceId: event?.workspaceId, fields: { status: event?.toStatus } },
+          : action('workspaceStateChanged', event, event?.workspaceId, {
+              status: event?.toStatus,
+            }),
     },
     {
       emitter: domains.prSnapshotService,
-      event: prUpdated,
-      map: (event: PrSnapshotUpdatedEvent) => ({
-        workspaceId: event?.workspaceId,
-        fields: {
+      event: name('prSnapshotUpdated', PR_SNAPSHOT_UPDATED),
+      map: (event: PrSnapshotUpdatedEvent) =>
+        action('prSnapshotUpdated', event, event?.workspaceId, {
           prNumber: event?.prNumber,
           prState: event?.prState,
           prCiStatus: event?.prCiStatus,
-        },
-      }),
+        }),
     },
     {
       emitter: domains.ratchetService,
-      event: ratchetChanged,
-      map: (event: RatchetStateChangedEvent) => ({
-        workspaceId: event?.workspaceId,
-        fields: { ratchetState: event?.toState },
-      }),
+      event: name('ratchetStateChanged', RATCHET_STATE_CHANGED),
+      map: (event: RatchetStateChangedEvent) =>
+        action('ratchetStateChanged', event, event?.workspaceId, { ratchetState: event?.toState }),
     },
     {
       emitter: domains.runScriptStateMachine,
-      event: runScriptChanged,
-      map: (event: RunScriptStatusChangedEvent) => ({
-        workspaceId: event?.workspaceId,
-        fields: { runScriptStatus: event?.toStatus },
-      }),
+      event: name('runScriptStatusChanged', RUN_SCRIPT_STATUS_CHANGED),
+      map: (event: RunScriptStatusChangedEvent) =>
+        action('runScriptStatusChanged', event, event?.workspaceId, {
+          runScriptStatus: event?.toStatus,
+        }),
     },
     {
       emitter: domains.workspaceActivityService,
-      event: active,
-      map: (event: WorkspaceActivityEvent | string) => ({
-        workspaceId: idOf(event),
-        fields: { isWorking: true },
-      }),
+      event: name('workspaceActive', WORKSPACE_ACTIVE),
+      map: (event: WorkspaceActivityEvent | string) =>
+        action('workspaceActive', event, idOf(event), { isWorking: true }),
     },
     {
       emitter: domains.workspaceActivityService,
-      event: idle,
-      map: (event: WorkspaceActivityEvent | string) => ({
-        workspaceId: idOf(event),
-        fields: { isWorking: false },
-      }),
+      event: name('workspaceIdle', WORKSPACE_IDLE),
+      map: (event: WorkspaceActivityEvent | string) =>
+        action('workspaceIdle', event, idOf(event), { isWorking: false }),
     },
   ];
 }
