@@ -22,6 +22,17 @@ const ambient: Record<string, string> = {
   broadcast: 'declare function broadcast(change: unknown): void;',
   fetchPullRequest:
     'declare function fetchPullRequest(id: string, options: { signal: AbortSignal }): Promise<{ number: number; state: string }>;',
+  workspaceSnapshotSources: "import { workspaceSnapshotSources } from 'event-coalescer';",
+  WorkspaceSnapshotFields: "import type { WorkspaceSnapshotFields } from 'event-coalescer';",
+  PrSnapshotUpdatedEvent: "import type { PrSnapshotUpdatedEvent } from 'event-coalescer';",
+  WorkspaceStateChangedEvent: "import type { WorkspaceStateChangedEvent } from 'event-coalescer';",
+  sessions: "declare const sessions: import('node:events').EventEmitter;",
+  workspaces: "declare const workspaces: import('node:events').EventEmitter;",
+  rowToFields: 'declare function rowToFields(row: unknown): Record<string, unknown>;',
+  db: `declare const db: {
+  workspace: { find(id: string): Promise<unknown>; allIds(): Promise<string[]> };
+  session: { workspaceOf(id: string): Promise<string | undefined> };
+};`,
 };
 
 function snippets(readme: string): string[] {
