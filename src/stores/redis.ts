@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
-import { describeValue, expected } from '../core/describe.js';
-import { isPlainObject, setField } from '../core/merge.js';
+import { expected } from '../core/describe.js';
+import { isPlainObject } from '../core/merge.js';
 import { numberOption } from '../core/options.js';
 import type {
   Fields,
@@ -11,6 +10,8 @@ import type {
   SnapshotStore,
   StoreErrorHandler,
 } from '../core/types.js';
+import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
+import { REMOVE, sha1, UPSERT } from './redis-scripts.js';
 import { notifyAll, storeErrorHandler } from './report.js';
 
 /** The part of an `ioredis` client the store uses; an `ioredis` instance fits. */
@@ -86,163 +87,6 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
   subscribe(listener: SnapshotListener<F>): (() => void) & { ready: Promise<void> };
   /** Closes the change-feed connection the store opened; the client stays the caller's. */
   close(): Promise<void>;
-}
-
-// Hash layout: `f:<field>` → JSON value, `t:<field>` → timestamp of its last write,
-// plus `version`, `source` and `updatedAt`. One script per call: one round trip, atomic.
-const UPSERT = `
-local key, tomb = KEYS[1], KEYS[2]
-local id, source, ts, now, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if ts ~= '' then
-  local removedAt = redis.call('GET', tomb)
-  if removedAt and tonumber(ts) <= tonumber(removedAt) then return 0 end
-end
-local existed = redis.call('EXISTS', key) == 1
-local changed = {}
-for i = 6, #ARGV, 2 do
-  local name, value = ARGV[i], ARGV[i + 1]
-  local newer = true
-  if ts ~= '' then
-    local previous = redis.call('HGET', key, 't:' .. name)
-    if previous and tonumber(previous) >= tonumber(ts) then newer = false
-    else redis.call('HSET', key, 't:' .. name, ts) end
-  end
-  if newer and redis.call('HGET', key, 'f:' .. name) ~= value then
-    redis.call('HSET', key, 'f:' .. name, value)
-    changed[#changed + 1] = name
-  end
-end
-if existed and #changed == 0 then return 0 end
-redis.call('HINCRBY', key, 'version', 1)
-redis.call('HSET', key, 'source', source, 'updatedAt', ts ~= '' and ts or now)
-redis.call('PUBLISH', channel, cjson.encode({'upsert', id, changed, redis.call('HGETALL', key)}))
-return 1
-`;
-
-const REMOVE = `
-local key, tomb = KEYS[1], KEYS[2]
-local id, ts, now, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local removedAt = ts ~= '' and ts or now
-local previous = redis.call('GET', tomb)
-if not previous or tonumber(removedAt) > tonumber(previous) then
-  redis.call('SET', tomb, removedAt, 'PX', ttl)
-end
-local entry = redis.call('HGETALL', key)
-if #entry == 0 then return 0 end
-redis.call('DEL', key)
-redis.call('PUBLISH', channel, cjson.encode({'remove', id, entry}))
-return 1
-`;
-
-const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
-
-/**
- * Builds an entry from a hash's record. A field that cannot be decoded is reported and
- * left out: one bad value must not make every read fail.
- */
-function decodeEntry<F extends object>(
-  workspaceId: string,
-  hash: Record<string, string>,
-  report: StoreErrorHandler,
-): SnapshotEntry<F> | undefined {
-  if (hash.version === undefined) return undefined;
-  const fields: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(hash)) {
-    if (!name.startsWith('f:')) continue;
-    const field = name.slice(2);
-    try {
-      setField(fields, field, JSON.parse(value));
-    } catch (error) {
-      report(error, { operation: 'decode', workspaceId, field });
-    }
-  }
-  return {
-    workspaceId,
-    fields: fields as Partial<F>,
-    version: Number(hash.version),
-    source: hash.source ?? '',
-    updatedAt: Number(hash.updatedAt),
-  };
-}
-
-function pairs(flat: unknown): Record<string, string> {
-  const record: Record<string, string> = {};
-  if (!Array.isArray(flat)) return record;
-  for (let i = 0; i + 1 < flat.length; i += 2) record[String(flat[i])] = String(flat[i + 1]);
-  return record;
-}
-
-/** Turns a change-feed message back into the memory store's change shape. */
-function decodeChange<F extends object>(
-  message: string,
-  report: StoreErrorHandler,
-): SnapshotChange<F> | undefined {
-  const [type, workspaceId, third, fourth] = JSON.parse(message) as [
-    string,
-    string,
-    unknown,
-    unknown,
-  ];
-  if (type === 'upsert') {
-    const entry = decodeEntry<F>(workspaceId, pairs(fourth), report);
-    // cjson encodes an empty Lua table as {}, not [].
-    const changed = Array.isArray(third) ? third.map(String) : [];
-    return entry && { type, workspaceId, entry, changed };
-  }
-  if (type === 'remove') {
-    const previous = decodeEntry<F>(workspaceId, pairs(third), report);
-    return previous && { type, workspaceId, previous };
-  }
-  return undefined;
-}
-
-/** What JSON would silently turn into something else, described; `undefined` when faithful. */
-function unfaithful(value: unknown, depth: number): string | undefined {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return undefined;
-    case 'number':
-      return Number.isFinite(value) && !Object.is(value, -0) ? undefined : describeValue(value);
-    case 'object': {
-      if (value === null) return undefined;
-      if (depth > 100) return 'an object nested more than 100 levels deep';
-      // Dates and the like are stored as what their toJSON gives.
-      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const inner = value[i] === undefined ? 'undefined' : unfaithful(value[i], depth + 1);
-          if (inner !== undefined) return `${inner} at [${i}]`;
-        }
-        return undefined;
-      }
-      for (const key of Object.keys(value)) {
-        const inner = (value as Record<string, unknown>)[key];
-        // JSON leaves out an undefined property, as a patch does: "not provided".
-        if (inner === undefined) continue;
-        const found = unfaithful(inner, depth + 1);
-        if (found !== undefined) return `${found} at .${key}`;
-      }
-      return undefined;
-    }
-    default:
-      return describeValue(value);
-  }
-}
-
-/** A field's value as JSON, refused when JSON cannot carry it exactly. */
-function encodeField(name: string, value: unknown): string {
-  const problem = unfaithful(value, 0);
-  if (problem === undefined) {
-    try {
-      return JSON.stringify(value);
-    } catch (error) {
-      throw new TypeError(`Field \`${name}\` cannot be stored as JSON: ${String(error)}`);
-    }
-  }
-  throw new TypeError(
-    `Expected field \`${name}\` to be a value JSON carries exactly, got ${problem}`,
-  );
 }
 
 /** `prefix*` for SCAN MATCH, with the prefix's own glob characters escaped. */

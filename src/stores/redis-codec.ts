@@ -1,0 +1,117 @@
+/**
+ * How the Redis store encodes field values and decodes hashes and change-feed messages:
+ * JSON, refusing what JSON cannot carry exactly, and reporting what cannot be decoded
+ * instead of throwing it at every reader.
+ */
+import { describeValue } from '../core/describe.js';
+import { setField } from '../core/merge.js';
+import type { SnapshotChange, SnapshotEntry, StoreErrorHandler } from '../core/types.js';
+
+/**
+ * Builds an entry from a hash's record. A field that cannot be decoded is reported and
+ * left out: one bad value must not make every read fail.
+ */
+export function decodeEntry<F extends object>(
+  workspaceId: string,
+  hash: Record<string, string>,
+  report: StoreErrorHandler,
+): SnapshotEntry<F> | undefined {
+  if (hash.version === undefined) return undefined;
+  const fields: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(hash)) {
+    if (!name.startsWith('f:')) continue;
+    const field = name.slice(2);
+    try {
+      setField(fields, field, JSON.parse(value));
+    } catch (error) {
+      report(error, { operation: 'decode', workspaceId, field });
+    }
+  }
+  return {
+    workspaceId,
+    fields: fields as Partial<F>,
+    version: Number(hash.version),
+    source: hash.source ?? '',
+    updatedAt: Number(hash.updatedAt),
+  };
+}
+
+function pairs(flat: unknown): Record<string, string> {
+  const record: Record<string, string> = {};
+  if (!Array.isArray(flat)) return record;
+  for (let i = 0; i + 1 < flat.length; i += 2) record[String(flat[i])] = String(flat[i + 1]);
+  return record;
+}
+
+/** Turns a change-feed message back into the memory store's change shape. */
+export function decodeChange<F extends object>(
+  message: string,
+  report: StoreErrorHandler,
+): SnapshotChange<F> | undefined {
+  const [type, workspaceId, third, fourth] = JSON.parse(message) as [
+    string,
+    string,
+    unknown,
+    unknown,
+  ];
+  if (type === 'upsert') {
+    const entry = decodeEntry<F>(workspaceId, pairs(fourth), report);
+    // cjson encodes an empty Lua table as {}, not [].
+    const changed = Array.isArray(third) ? third.map(String) : [];
+    return entry && { type, workspaceId, entry, changed };
+  }
+  if (type === 'remove') {
+    const previous = decodeEntry<F>(workspaceId, pairs(third), report);
+    return previous && { type, workspaceId, previous };
+  }
+  return undefined;
+}
+
+/** What JSON would silently turn into something else, described; `undefined` when faithful. */
+function unfaithful(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0) ? undefined : describeValue(value);
+    case 'object': {
+      if (value === null) return undefined;
+      if (depth > 100) return 'an object nested more than 100 levels deep';
+      // Dates and the like are stored as what their toJSON gives.
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const inner = value[i] === undefined ? 'undefined' : unfaithful(value[i], depth + 1);
+          if (inner !== undefined) return `${inner} at [${i}]`;
+        }
+        return undefined;
+      }
+      for (const key of Object.keys(value)) {
+        const inner = (value as Record<string, unknown>)[key];
+        // JSON leaves out an undefined property, as a patch does: "not provided".
+        if (inner === undefined) continue;
+        const found = unfaithful(inner, depth + 1);
+        if (found !== undefined) return `${found} at .${key}`;
+      }
+      return undefined;
+    }
+    default:
+      return describeValue(value);
+  }
+}
+
+/** A field's value as JSON, refused when JSON cannot carry it exactly. */
+export function encodeField(name: string, value: unknown): string {
+  const problem = unfaithful(value, 0);
+  if (problem === undefined) {
+    try {
+      return JSON.stringify(value);
+    } catch (error) {
+      throw new TypeError(`Field \`${name}\` cannot be stored as JSON: ${String(error)}`);
+    }
+  }
+  throw new TypeError(
+    `Expected field \`${name}\` to be a value JSON carries exactly, got ${problem}`,
+  );
+}
