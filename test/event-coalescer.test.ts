@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createEventCollector } from '../src/collector/index.js';
 import { configureEventCollector, EventCoalescer, stopEventCollector } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { deferred, gatedStore, settle, syncStore } from './helpers.js';
@@ -1056,5 +1057,164 @@ describe('EventCoalescer pending and waiting', () => {
     expect(stats.waiting).toBeGreaterThan(0);
     for (const call of calls) call.gate.resolve(undefined);
     await settle();
+  });
+});
+
+describe('EventCoalescer leading edge', () => {
+  it('writes the first event of a quiet workspace in the same tick', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { a: 1 }, 's']]);
+    expect(coalescer.pendingCount).toBe(0);
+  });
+
+  it('coalesces the burst after it into one trailing write, windowMs after its last event', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    for (let i = 2; i <= 5; i++) {
+      vi.advanceTimersByTime(20);
+      coalescer.enqueue('ws-1', { a: i }, 's');
+    }
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(149);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    expect(store.upsert.mock.calls[1]).toEqual(['ws-1', { a: 5 }, 's']);
+  });
+
+  it('makes no trailing write when nothing came after the leading one', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    vi.advanceTimersByTime(5000);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('is quiet again only windowMs after the last write started', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's'); // leading, at 0
+    vi.advanceTimersByTime(100);
+    coalescer.enqueue('ws-1', { a: 2 }, 's'); // pending; trailing at 250
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(149);
+    coalescer.enqueue('ws-1', { a: 3 }, 's'); // 149 ms after the trailing write: not quiet
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    vi.advanceTimersByTime(150);
+    expect(store.upsert).toHaveBeenCalledTimes(3);
+    vi.advanceTimersByTime(150);
+    coalescer.enqueue('ws-1', { a: 4 }, 's'); // quiet: written at once
+    expect(store.upsert).toHaveBeenCalledTimes(4);
+  });
+
+  it('keeps maxWaitMs for a steady stream: at most one write per window, plus one', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true, maxWaitMs: 400 });
+    for (let t = 0; t < 1000; t += 50) {
+      coalescer.enqueue('ws-1', { t }, 's');
+      vi.advanceTimersByTime(50);
+    }
+    const writes = store.upsert.mock.calls.length;
+    expect(writes).toBeGreaterThanOrEqual(3);
+    expect(writes).toBeLessThanOrEqual(1000 / 150 + 1);
+  });
+
+  it('does not lead while a store call of the workspace is in flight', async () => {
+    const { store, calls } = gatedStore();
+    const coalescer = new EventCoalescer(store, { leading: true, canCreate: () => true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(500);
+    coalescer.enqueue('ws-1', { a: 2 }, 's');
+    expect(calls).toHaveLength(1);
+    vi.advanceTimersByTime(150);
+    expect(calls).toHaveLength(1);
+    calls[0]?.gate.resolve(undefined);
+    await settle();
+    expect(calls.map((call) => call.args[1])).toEqual([{ a: 1 }, { a: 2 }]);
+  });
+
+  it('leaves a removal in between intact: the next event waits out the window', async () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true });
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    await coalescer.remove('ws-1');
+    coalescer.enqueue('ws-1', { a: 2 }, 's');
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    expect(store.remove).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(150);
+    expect(store.upsert.mock.calls[1]).toEqual(['ws-1', { a: 2 }, 's']);
+  });
+
+  it('forgets a quiet workspace once the window has passed: no timer is left behind', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { leading: true });
+    for (let i = 0; i < 1000; i++) coalescer.enqueue(`ws-${i}`, { a: 1 }, 's');
+    expect(store.upsert).toHaveBeenCalledTimes(1000);
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(150);
+    expect(vi.getTimerCount()).toBe(0);
+    coalescer.enqueue('ws-1', { a: 2 }, 's');
+    expect(store.upsert).toHaveBeenCalledTimes(1001);
+  });
+
+  it('is refused when not a boolean', () => {
+    expect(() => new EventCoalescer(syncStore(), { leading: 'yes' as never })).toThrow(
+      /Expected `leading` to be a boolean/,
+    );
+  });
+
+  it('reaches the coalescer through the collector', () => {
+    const emitter = new EventEmitter();
+    const store = createMemorySnapshotStore();
+    createEventCollector({
+      store,
+      leading: true,
+      canCreate: () => true,
+      sources: [
+        { emitter, event: 'x', map: (id: string) => ({ workspaceId: id, fields: { n: 1 } }) },
+      ],
+    });
+    emitter.emit('x', 'ws-1');
+    expect(store.getByWorkspaceId('ws-1')?.fields).toEqual({ n: 1 });
+  });
+});
+
+describe('EventCoalescer maxWaitMs while the event loop is busy', () => {
+  it('writes an overdue patch from the enqueue itself when the timer could not run', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { maxWaitMs: 128 });
+    coalescer.enqueue('ws-1', { n: 0 }, 's');
+    // A synchronous loop: the clock moves, timers do not fire.
+    vi.setSystemTime(Date.now() + 127);
+    coalescer.enqueue('ws-1', { n: 1 }, 's');
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.setSystemTime(Date.now() + 1);
+    coalescer.enqueue('ws-1', { n: 2 }, 's');
+    expect(store.upsert.mock.calls).toEqual([['ws-1', { n: 2 }, 's']]);
+  });
+
+  it('keeps maxWaitMs in a real synchronous loop of enqueues', () => {
+    vi.useRealTimers();
+    const writesAt: number[] = [];
+    const started = performance.now();
+    const coalescer = new EventCoalescer(
+      {
+        upsert: () => {
+          writesAt.push(performance.now() - started);
+        },
+        getByWorkspaceId: () => ({}),
+        remove: () => {},
+      },
+      { maxWaitMs: 50, canCreate: () => true },
+    );
+    while (performance.now() - started < 200) coalescer.enqueue('ws-1', { n: 1 }, 's');
+    expect(writesAt.length).toBeGreaterThanOrEqual(3);
+    expect(writesAt[0]).toBeLessThan(60);
+    void coalescer.close();
   });
 });

@@ -7,6 +7,7 @@ import { expected } from './describe.js';
 import { Guard } from './guard.js';
 import { applyStaged, isPlainObject, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
+import type { PendingPatch } from './pending-patch.js';
 import { StoreCalls } from './store-calls.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
 import type {
@@ -44,6 +45,7 @@ function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is string 
 export class EventCoalescer<F extends object = Fields> {
   readonly #options: ResolvedOptions<F>;
   readonly #maxPending: number;
+  readonly #leading: boolean;
   readonly #guard: Guard<F>;
   readonly #deadlines: Deadlines;
   readonly #lanes: WriteLanes<F>;
@@ -69,6 +71,7 @@ export class EventCoalescer<F extends object = Fields> {
     );
     this.#options = options;
     this.#maxPending = options.maxPending;
+    this.#leading = options.leading;
     this.#guard = new Guard(options.logger, options.onError);
     this.#lanes = new WriteLanes<F>({
       store: new StoreCalls(store, options.timestamps),
@@ -77,8 +80,8 @@ export class EventCoalescer<F extends object = Fields> {
       counts: this.#counts,
       takePending: (workspaceId) => this.#deadlines.take(workspaceId),
     });
-    this.#deadlines = new Deadlines(options.windowMs, options.maxWaitMs, (patch) =>
-      this.#lanes.write(patch),
+    this.#deadlines = new Deadlines(options.windowMs, options.maxWaitMs, options.leading, (patch) =>
+      this.#write(patch),
     );
   }
 
@@ -103,11 +106,16 @@ export class EventCoalescer<F extends object = Fields> {
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
     const immediate = options?.immediate === true;
     const staged = stageFields(fields);
+    const leadingEdge =
+      this.#leading && this.#deadlines.isQuiet(workspaceId) && !this.#lanes.has(workspaceId);
     const patch = this.#deadlines.touch(workspaceId, source);
     applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
     if (immediate) this.#flushNow(workspaceId);
+    // Written now: the first event after a quiet spell (leading edge), or a patch whose
+    // maxWaitMs has passed while the event loop was too busy to run the timer.
+    else if (leadingEdge || this.#deadlines.isOverdue(patch)) this.#writePending(workspaceId);
   }
 
   /**
@@ -137,7 +145,7 @@ export class EventCoalescer<F extends object = Fields> {
   flushAll(): Promise<void> {
     // Back-offs end first, so a write that fails now waits out its own back-off.
     this.#lanes.endAllBackoffs();
-    for (const patch of this.#deadlines.takeAll()) this.#lanes.write(patch);
+    for (const patch of this.#deadlines.takeAll()) this.#write(patch);
     return this.#lanes.whenAllRested();
   }
 
@@ -184,17 +192,27 @@ export class EventCoalescer<F extends object = Fields> {
     this.#guard.report(error, context);
   }
 
+  /** Hands a due patch to its lane, remembering when its write started (leading edge). */
+  #write(patch: PendingPatch): void {
+    this.#deadlines.writeStarted(patch.workspaceId);
+    this.#lanes.write(patch);
+  }
+
   #writeOldest(): void {
     const oldest = this.#deadlines.takeOldest();
-    if (oldest !== undefined) this.#lanes.write(oldest);
+    if (oldest !== undefined) this.#write(oldest);
+  }
+
+  #writePending(workspaceId: string): void {
+    const patch = this.#deadlines.take(workspaceId);
+    if (patch !== undefined) this.#write(patch);
   }
 
   /** Writes the pending patch now and ends any back-off. */
   #flushNow(workspaceId: string): void {
     // The back-off ends first, so a write that fails now waits out its own back-off.
     this.#lanes.endBackoff(workspaceId);
-    const patch = this.#deadlines.take(workspaceId);
-    if (patch !== undefined) this.#lanes.write(patch);
+    this.#writePending(workspaceId);
   }
 
   #drop(workspaceId: string, source: string): void {
@@ -227,7 +245,7 @@ export class EventCoalescer<F extends object = Fields> {
       if (performance.now() >= giveUpAt) timedOut = true;
     }
     if (deadline !== undefined) clearTimer(deadline);
-    this.#deadlines.disarm();
+    this.#deadlines.stop();
     if (timedOut) {
       this.#lanes.abandonAll(
         new Error(

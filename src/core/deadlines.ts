@@ -22,16 +22,70 @@ export class Deadlines {
   #timer: Timer | undefined;
   /** The time the timer was armed for: when it fires, at least that much time has passed. */
   #armedFor = 0;
+  /**
+   * With a leading edge: workspaces whose write started within `windowMs`, by start time
+   * (renewed entries move to the end), so the expired ones are at the front. Only these
+   * are remembered, and each only for `windowMs`.
+   */
+  readonly #recent: Map<string, number> | undefined;
   /** Pending times count from here (see `#now`). */
   #epoch = Date.now();
   /** The latest time read: time never runs back, whatever the wall clock does. */
   #latest = 0;
 
-  /** `onDue` receives each patch once it is due, already taken out of the schedule. */
-  constructor(windowMs: number, maxWaitMs: number, onDue: (patch: PendingPatch) => void) {
+  /**
+   * `onDue` receives each patch once it is due, already taken out of the schedule.
+   * `leading` keeps track of recent writes, for {@link Deadlines.isQuiet}.
+   */
+  constructor(
+    windowMs: number,
+    maxWaitMs: number,
+    leading: boolean,
+    onDue: (patch: PendingPatch) => void,
+  ) {
     this.#windowMs = windowMs;
     this.#maxWaitMs = maxWaitMs;
+    this.#recent = leading ? new Map() : undefined;
     this.#onDue = onDue;
+  }
+
+  /** Number of workspaces remembered as recently written (leading edge only). */
+  get recentCount(): number {
+    return this.#recent?.size ?? 0;
+  }
+
+  /** Nothing pending for the workspace, and no write of it started within `windowMs`. */
+  isQuiet(workspaceId: string): boolean {
+    if (this.#pending.has(workspaceId)) return false;
+    const recent = this.#recent;
+    if (recent === undefined || recent.size === 0) return true;
+    this.#forgetOldWrites(this.#now());
+    return !recent.has(workspaceId);
+  }
+
+  /** Remembers that the workspace's write starts now (leading edge only). */
+  writeStarted(workspaceId: string): void {
+    const recent = this.#recent;
+    if (recent === undefined) return;
+    const now = this.#now();
+    recent.delete(workspaceId);
+    recent.set(workspaceId, now);
+    // The timer also releases what the window no longer needs.
+    if (this.#timer === undefined) this.#arm(now);
+  }
+
+  /** Whether the patch's `maxWaitMs` has passed by its last enqueue. */
+  isOverdue(patch: PendingPatch): boolean {
+    return patch.lastAt - patch.firstAt >= this.#maxWaitMs;
+  }
+
+  #forgetOldWrites(now: number): void {
+    const recent = this.#recent;
+    if (recent === undefined) return;
+    for (const [workspaceId, startedAt] of recent) {
+      if (startedAt + this.#windowMs > now) return;
+      recent.delete(workspaceId);
+    }
   }
 
   /** Pending workspaces. */
@@ -84,6 +138,12 @@ export class Deadlines {
     return patches;
   }
 
+  /** Stops the timer and forgets recent writes: the coalescer is closed. */
+  stop(): void {
+    this.disarm();
+    this.#recent?.clear();
+  }
+
   disarm(): void {
     if (this.#timer === undefined) return;
     clearTimer(this.#timer);
@@ -128,13 +188,17 @@ export class Deadlines {
       patch.firstAt -= shift;
       patch.lastAt -= shift;
     }
+    const recent = this.#recent;
+    if (recent !== undefined) for (const [id, at] of recent) recent.set(id, at - shift);
     return 0;
   }
 
   #nextDeadline(): number {
+    const oldestWrite = this.#recent?.values().next().value;
+    const forget = oldestWrite === undefined ? Infinity : oldestWrite + this.#windowMs;
     const quiet = this.#quiet.oldest;
-    if (quiet === undefined) return Infinity;
-    const byWindow = quiet.lastAt + this.#windowMs;
+    if (quiet === undefined) return forget;
+    const byWindow = Math.min(quiet.lastAt + this.#windowMs, forget);
     if (this.#maxWaitMs === Infinity) return byWindow;
     const first = this.#pending.values().next().value as PendingPatch;
     return Math.min(byWindow, first.firstAt + this.#maxWaitMs);
@@ -168,6 +232,7 @@ export class Deadlines {
         this.#onDue(patch);
       }
     }
+    this.#forgetOldWrites(now);
     this.#timer = undefined;
     this.#arm(now);
   };

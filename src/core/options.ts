@@ -15,6 +15,7 @@ import type {
 export interface ResolvedOptions<F extends object> {
   windowMs: number;
   maxWaitMs: number;
+  leading: boolean;
   maxPending: number;
   canCreate: (fields: Patch<F>) => boolean;
   timestamps: boolean;
@@ -63,6 +64,13 @@ export function numberOption(
   return value;
 }
 
+function booleanOption(name: string, value: unknown): boolean {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new TypeError(expected(name, 'a boolean', value));
+  }
+  return value === true;
+}
+
 function functionOption<T>(name: string, value: T): T {
   if (value !== undefined && typeof value !== 'function') {
     throw new TypeError(expected(name, 'a function', value));
@@ -82,6 +90,7 @@ export function resolveOptions<F extends object>(
   return {
     windowMs: numberOption('windowMs', o.windowMs, 150, 'duration'),
     maxWaitMs: numberOption('maxWaitMs', o.maxWaitMs, 1000, 'bound'),
+    leading: booleanOption('leading', o.leading),
     maxPending: numberOption('maxPending', o.maxPending, 100_000, 'count'),
     canCreate: (functionOption('canCreate', o.canCreate) ?? defaultCanCreate) as (
       fields: Patch<F>,

@@ -119,6 +119,13 @@ export interface CoalescerOptions<F extends object = Fields> {
    */
   maxWaitMs?: number;
   /**
+   * Leading edge, as in `lodash.debounce`: an enqueue for a quiet workspace (nothing pending,
+   * no store call in flight, no write started within `windowMs`) is written at once; what
+   * follows within the window coalesces into one trailing write, as without it.
+   * @default false
+   */
+  leading?: boolean;
+  /**
    * Bound on pending workspaces; past it the oldest pending one is written early.
    * @default 100000
    */

@@ -54,6 +54,11 @@ export class WriteLanes<F extends object> {
     return this.#lanes.size;
   }
 
+  /** Whether the workspace has a store call running or waiting. */
+  has(workspaceId: string): boolean {
+    return this.#lanes.has(workspaceId);
+  }
+
   /** Due patches waiting behind a store call in flight or a back-off (one per workspace). */
   get waitingCount(): number {
     let waiting = 0;
