@@ -151,6 +151,12 @@ interface Churn {
   latencyP50: number;
   latencyP99: number;
   latencyMax: number;
+  /** From the first event of a burst to the first write that carries it. */
+  firstLatencyP50: number;
+  firstLatencyP99: number;
+  /** From every event to the write that carries it. */
+  eventLatencyP50: number;
+  eventLatencyP99: number;
   loopDelayP99: number;
   heapKeptBytes: number;
 }
@@ -191,11 +197,26 @@ function churn(impl: Implementation): Promise<Churn> {
   fullGc();
   const heapBefore = process.memoryUsage().heapUsed;
   const lastEventAt = new Float64Array(keys);
+  // The times of each key's events not written yet.
+  const unwritten: number[][] = Array.from({ length: keys }, () => []);
+  const burstStartedAt = new Float64Array(keys);
   const latencies: number[] = [];
+  const firstLatencies: number[] = [];
+  const eventLatencies: number[] = [];
   let writes = 0;
   const onWrite = (key: string): void => {
     writes++;
-    latencies.push(performance.now() - (lastEventAt[Number(key.slice(3))] as number));
+    const now = performance.now();
+    const index = Number(key.slice(3));
+    latencies.push(now - (lastEventAt[index] as number));
+    if ((burstStartedAt[index] as number) > 0) {
+      firstLatencies.push(now - (burstStartedAt[index] as number));
+      burstStartedAt[index] = 0;
+    }
+    // Every event this write carries waited from its own time.
+    const waiting = unwritten[index] as number[];
+    for (const eventAt of waiting) eventLatencies.push(now - eventAt);
+    waiting.length = 0;
   };
   const instance = impl.create(CHURN_WINDOW_MS, onWrite);
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
@@ -208,7 +229,10 @@ function churn(impl: Implementation): Promise<Churn> {
       const elapsed = performance.now() - started;
       for (; next < schedule.length && (schedule[next]?.at as number) <= elapsed; next++) {
         const item = schedule[next] as { key: number; patch: number };
-        lastEventAt[item.key] = performance.now();
+        const at = performance.now();
+        lastEventAt[item.key] = at;
+        if (item.patch === 0) burstStartedAt[item.key] = at;
+        (unwritten[item.key] as number[]).push(at);
         instance.enqueue(
           KEYS[item.key] as string,
           PATCHES[item.patch] as Patch,
@@ -228,6 +252,15 @@ function churn(impl: Implementation): Promise<Churn> {
         const latencyP50 = percentile(sorted, 50);
         const latencyP99 = percentile(sorted, 99);
         const latencyMax = sorted.at(-1) ?? 0;
+        const firstSorted = firstLatencies.sort((a, b) => a - b);
+        const eventSorted = eventLatencies.sort((a, b) => a - b);
+        const firstLatencyP50 = percentile(firstSorted, 50);
+        const firstLatencyP99 = percentile(firstSorted, 99);
+        const eventLatencyP50 = percentile(eventSorted, 50);
+        const eventLatencyP99 = percentile(eventSorted, 99);
+        firstLatencies.length = 0;
+        eventLatencies.length = 0;
+        unwritten.length = 0;
         // What the design still holds once drained; the latencies are let go first.
         latencies.length = 0;
         fullGc();
@@ -240,6 +273,10 @@ function churn(impl: Implementation): Promise<Churn> {
           latencyP50,
           latencyP99,
           latencyMax,
+          firstLatencyP50,
+          firstLatencyP99,
+          eventLatencyP50,
+          eventLatencyP99,
           loopDelayP99: loopDelay.percentile(99) / 1e6,
           heapKeptBytes,
         });
@@ -284,10 +321,15 @@ async function measure(): Promise<Map<string, Samples>> {
         if (workload === 'C') {
           const c = await churn(impl);
           collect(results, impl.name, 'C writes/ideal', c.writes / c.idealWrites);
+          collect(results, impl.name, 'C writes/event', c.writes / c.events);
           collect(results, impl.name, 'C cpu ms', c.cpuMs);
           collect(results, impl.name, 'C latency p50 ms', c.latencyP50);
           collect(results, impl.name, 'C latency p99 ms', c.latencyP99);
           collect(results, impl.name, 'C latency max ms', c.latencyMax);
+          collect(results, impl.name, 'C first-event latency p50 ms', c.firstLatencyP50);
+          collect(results, impl.name, 'C first-event latency p99 ms', c.firstLatencyP99);
+          collect(results, impl.name, 'C event latency p50 ms', c.eventLatencyP50);
+          collect(results, impl.name, 'C event latency p99 ms', c.eventLatencyP99);
           collect(results, impl.name, 'C loop delay p99 ms', c.loopDelayP99);
           collect(results, impl.name, 'C heap kept KB', c.heapKeptBytes / 1024);
         }

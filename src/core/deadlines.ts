@@ -30,8 +30,6 @@ export class Deadlines {
   readonly #recent: Map<string, number> | undefined;
   /** Pending times count from here (see `#now`). */
   #epoch = Date.now();
-  /** The latest time read: time never runs back, whatever the wall clock does. */
-  #latest = 0;
 
   /**
    * `onDue` receives each patch once it is due, already taken out of the schedule.
@@ -98,7 +96,10 @@ export class Deadlines {
    * due in `windowMs`, when there is none.
    */
   touch(workspaceId: string, source: string): PendingPatch {
-    const now = this.#now();
+    let now = this.#now();
+    // A wall clock stepped back: time stands still at the newest pending time, not earlier.
+    const newest = this.#quiet.newest;
+    if (newest !== undefined && now < newest.lastAt) now = this.#standStill(newest.lastAt);
     let patch = this.#pending.get(workspaceId);
     if (patch === undefined) {
       patch = new PendingPatch(workspaceId, now, source);
@@ -158,22 +159,19 @@ export class Deadlines {
   /**
    * Milliseconds since this schedule's epoch, as a small integer: V8 keeps small
    * integers unboxed in a patch's fields, and a boxed double costs 16 bytes each.
-   * The wall clock is read because fake timers fake it; when it steps back (NTP, a resumed
-   * VM), time stands still here instead, and the timer's own firing moves it on.
+   * The wall clock is read because fake timers fake it. When it steps back (NTP, a resumed
+   * VM), time stands still instead: `touch` holds it at the newest pending time, the timer's
+   * own firing moves it on (see `#onTimer`).
    */
   #now(): number {
     const elapsed = Date.now() - this.#epoch;
-    if (elapsed >= this.#latest && elapsed < EPOCH_SPAN_MS) {
-      this.#latest = elapsed | 0;
-      return this.#latest;
-    }
-    return elapsed < this.#latest ? this.#standStill(this.#latest) : this.#rebase();
+    if (elapsed >= 0 && elapsed < EPOCH_SPAN_MS) return elapsed | 0;
+    return elapsed < 0 ? this.#standStill(0) : this.#rebase();
   }
 
   /** Moves the epoch so that now reads `at`: a clock that stepped back is not followed. */
   #standStill(at: number): number {
     this.#epoch = Date.now() - at;
-    this.#latest = at;
     return at;
   }
 
@@ -182,7 +180,6 @@ export class Deadlines {
     const clock = Date.now();
     const shift = clock - this.#epoch;
     this.#epoch = clock;
-    this.#latest = 0;
     this.#armedFor -= shift;
     for (const patch of this.#pending.values()) {
       patch.firstAt -= shift;
