@@ -22,6 +22,8 @@ export class Deadlines {
   #timer: Timer | undefined;
   /** The time the timer was armed for: when it fires, at least that much time has passed. */
   #armedFor = 0;
+  /** When the timer last fired: time never reads earlier than this, nor than a pending patch. */
+  #firedAt = 0;
   /**
    * With a leading edge: workspaces whose write started within `windowMs`, by start time
    * (renewed entries move to the end), so the expired ones are at the front. Only these
@@ -97,9 +99,11 @@ export class Deadlines {
    */
   touch(workspaceId: string, source: string): PendingPatch {
     let now = this.#now();
-    // A wall clock stepped back: time stands still at the newest pending time, not earlier.
+    // A wall clock stepped back: time stands still at the latest time known, not earlier.
     const newest = this.#quiet.newest;
-    if (newest !== undefined && now < newest.lastAt) now = this.#standStill(newest.lastAt);
+    const floor =
+      newest !== undefined && newest.lastAt > this.#firedAt ? newest.lastAt : this.#firedAt;
+    if (now < floor) now = this.#standStill(floor);
     let patch = this.#pending.get(workspaceId);
     if (patch === undefined) {
       patch = new PendingPatch(workspaceId, now, source);
@@ -181,6 +185,7 @@ export class Deadlines {
     const shift = clock - this.#epoch;
     this.#epoch = clock;
     this.#armedFor -= shift;
+    this.#firedAt -= shift;
     for (const patch of this.#pending.values()) {
       patch.firstAt -= shift;
       patch.lastAt -= shift;
@@ -216,6 +221,7 @@ export class Deadlines {
     let now = this.#now();
     // The timer waited the whole delay even if the wall clock says less: it stepped back.
     if (now < this.#armedFor) now = this.#standStill(this.#armedFor);
+    this.#firedAt = now;
     // `#timer` stays set while handing over, so enqueues made meanwhile do not arm.
     for (let patch = this.#quiet.oldest; patch !== undefined; patch = this.#quiet.oldest) {
       if (patch.lastAt + this.#windowMs > now) break;
