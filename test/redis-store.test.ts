@@ -115,6 +115,44 @@ describe('createRedisSnapshotStore', () => {
   }, 20_000);
 });
 
+describe('the Redis key layout and its cost', () => {
+  it('keeps a workspace in one hash-tagged hash and its removal in one tagged tombstone', async () => {
+    const { store, prefix } = await freshStore();
+    await store.upsert('ws-1', { a: 1 }, 's', 10);
+    await store.upsert('ws-2', { a: 1 }, 's', 10);
+    await store.remove('ws-2', 20);
+    const admin = await server.client();
+    const keys = (await admin.keys(`t${prefix.slice(1, -1)}*`)).sort();
+    expect(keys).toEqual([`${prefix.slice(0, -1)}-removed:{ws-2}`, `${prefix}{ws-1}`].sort());
+    expect(await admin.hgetall(`${prefix}{ws-1}`)).toEqual({
+      'f:a': '1',
+      't:a': '10',
+      version: '1',
+      source: 's',
+      updatedAt: '10',
+    });
+  });
+
+  it('costs Redis at most five commands for a write of two fields', async () => {
+    const { store } = await freshStore();
+    await store.upsert('ws-1', { a: 1, b: 1 }, 's', 10);
+    const admin = await server.client();
+    const count = async () => {
+      const stats = await admin.info('commandstats');
+      let total = 0;
+      for (const [, name, calls] of stats.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) {
+        if (!/^(info|config)/.test(name as string)) total += Number(calls);
+      }
+      return total;
+    };
+    await admin.config('RESETSTAT');
+    const before = await count();
+    await store.upsert('ws-1', { a: 2, b: 2 }, 's', 20);
+    expect((await count()) - before).toBeLessThanOrEqual(5);
+    expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 2, b: 2 });
+  });
+});
+
 describe('createRedisSnapshotStore under hostile input', () => {
   it.each([
     ['tombstoneTtlMs', 0],
@@ -169,7 +207,7 @@ describe('createRedisSnapshotStore under hostile input', () => {
     await store.upsert('good', { a: 1 }, 's');
     await store.upsert('poisoned', { a: 1, b: 2 }, 's');
     const admin = await server.client();
-    await admin.hset(`${prefix}poisoned`, 'f:b', '{not json');
+    await admin.hset(`${prefix}{poisoned}`, 'f:b', '{not json');
     expect((await store.getByWorkspaceId('good'))?.fields).toEqual({ a: 1 });
     expect((await store.getByWorkspaceId('poisoned'))?.fields).toEqual({ a: 1 });
     const all = await store.getAll();

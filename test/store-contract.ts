@@ -121,10 +121,18 @@ export function describeStoreContract(
       await store.remove('ws-1');
       await eventually(() => expect(changes).toHaveLength(3));
       expect(changes.map((change) => change.type)).toEqual(['upsert', 'upsert', 'remove']);
-      expect(changes[1]).toMatchObject({
+      // An upsert's change carries the fields it changed, with the entry's new version.
+      expect(changes[1]).toEqual({
+        type: 'upsert',
         workspaceId: 'ws-1',
         changed: ['b'],
-        entry: { version: 2, fields: { a: 1, b: 2 } },
+        entry: {
+          workspaceId: 'ws-1',
+          fields: { b: 2 },
+          version: 2,
+          source: 's',
+          updatedAt: expect.any(Number),
+        },
       });
       expect(changes[2]).toMatchObject({
         workspaceId: 'ws-1',
@@ -146,6 +154,24 @@ export function describeStoreContract(
       expect(changes[0]?.workspaceId).toBe('marker');
       expect(await store.getByWorkspaceId('ws-1')).toMatchObject({ version: 1, source: 's' });
       unsubscribe();
+    });
+
+    it('keeps workspaces whose ids hold braces apart from each other', async () => {
+      const store = await fresh();
+      const ids = ['a', 'a}b', '{a}', 'x{y', '}', '{}'];
+      for (const [i, id] of ids.entries()) await store.upsert(id, { i }, 's', 10);
+      await store.remove('a', 20);
+      const all = await store.getAll();
+      expect(all.map((entry) => [entry.workspaceId, entry.fields.i]).sort()).toEqual(
+        ids
+          .slice(1)
+          .map((id) => [id, ids.indexOf(id)])
+          .sort(),
+      );
+      await store.upsert('a', { i: 'late' }, 's', 15);
+      await store.upsert('a}b', { i: 'later' }, 's', 15);
+      expect(await store.getByWorkspaceId('a')).toBeUndefined();
+      expect((await store.getByWorkspaceId('a}b'))?.fields).toEqual({ i: 'later' });
     });
 
     it('lists every entry with getAll', async () => {

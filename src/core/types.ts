@@ -45,8 +45,13 @@ export type SnapshotChange<F extends object = Fields> =
   | {
       type: 'upsert';
       workspaceId: string;
+      /**
+       * The entry after the write, with only the fields this write changed in `fields` (and
+       * its new `version`, `source`, `updatedAt`): what a feed carries cheaply. The whole
+       * entry is one `getByWorkspaceId` away.
+       */
       entry: SnapshotEntry<F>;
-      /** The fields this write changed. */
+      /** The names of the fields this write changed. */
       changed: readonly string[];
     }
   | { type: 'remove'; workspaceId: string; previous: SnapshotEntry<F> };

@@ -142,7 +142,20 @@ export function createMemorySnapshotStore<F extends object = Fields>(
       row.source = source;
       row.updatedAt = timestamp ?? Date.now();
       row.view = undefined;
-      emit({ type: 'upsert', workspaceId, entry: view(workspaceId, row), changed });
+      if (listeners.size === 0) return;
+      // The change carries what changed, as the Redis store's feed does; the whole entry is
+      // one getByWorkspaceId away.
+      const changedFields: Record<string, unknown> = {};
+      for (const key of changed) setField(changedFields, key, row.fields[key]);
+      const { version, updatedAt } = row;
+      const entry = Object.freeze({
+        workspaceId,
+        fields: Object.freeze(changedFields),
+        version,
+        source,
+        updatedAt,
+      }) as SnapshotEntry<F>;
+      emit({ type: 'upsert', workspaceId, entry, changed });
     },
 
     getByWorkspaceId(workspaceId) {

@@ -19,13 +19,7 @@ export function decodeEntry<F extends object>(
   if (hash.version === undefined) return undefined;
   const fields: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(hash)) {
-    if (!name.startsWith('f:')) continue;
-    const field = name.slice(2);
-    try {
-      setField(fields, field, JSON.parse(value));
-    } catch (error) {
-      report(error, { operation: 'decode', workspaceId, field });
-    }
+    if (name.startsWith('f:')) decodeInto(fields, name.slice(2), value, workspaceId, report);
   }
   return {
     workspaceId,
@@ -43,22 +37,57 @@ function pairs(flat: unknown): Record<string, string> {
   return record;
 }
 
-/** Turns a change-feed message back into the memory store's change shape. */
+/** Decodes one field's JSON, reporting (and leaving out) what cannot be decoded. */
+function decodeInto(
+  fields: Record<string, unknown>,
+  field: string,
+  value: string,
+  workspaceId: string,
+  report: StoreErrorHandler,
+): void {
+  try {
+    setField(fields, field, JSON.parse(value));
+  } catch (error) {
+    report(error, { operation: 'decode', workspaceId, field });
+  }
+}
+
+/**
+ * Turns a change-feed message back into the stores' change shape. An upsert's message
+ * carries what changed — its fields and new values, `version`, `source` and `updatedAt` —
+ * so `entry.fields` holds the changed fields, as with the memory store.
+ */
 export function decodeChange<F extends object>(
   message: string,
   report: StoreErrorHandler,
 ): SnapshotChange<F> | undefined {
-  const [type, workspaceId, third, fourth] = JSON.parse(message) as [
+  const [type, workspaceId, third, version, source, updatedAt] = JSON.parse(message) as [
     string,
     string,
+    unknown,
+    unknown,
     unknown,
     unknown,
   ];
+  if (typeof workspaceId !== 'string') return undefined;
   if (type === 'upsert') {
-    const entry = decodeEntry<F>(workspaceId, pairs(fourth), report);
+    const fields: Record<string, unknown> = {};
+    const changed: string[] = [];
     // cjson encodes an empty Lua table as {}, not [].
-    const changed = Array.isArray(third) ? third.map(String) : [];
-    return entry && { type, workspaceId, entry, changed };
+    const flat = Array.isArray(third) ? third : [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const field = String(flat[i]);
+      changed.push(field);
+      decodeInto(fields, field, String(flat[i + 1]), workspaceId, report);
+    }
+    const entry: SnapshotEntry<F> = {
+      workspaceId,
+      fields: fields as Partial<F>,
+      version: Number(version),
+      source: String(source ?? ''),
+      updatedAt: Number(updatedAt),
+    };
+    return { type, workspaceId, entry, changed };
   }
   if (type === 'remove') {
     const previous = decodeEntry<F>(workspaceId, pairs(third), report);

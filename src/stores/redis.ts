@@ -14,14 +14,8 @@ import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
 import { REMOVE, sha1, UPSERT } from './redis-scripts.js';
 import { notifyAll, storeErrorHandler } from './report.js';
 
-/** The part of an `ioredis` client the store uses; an `ioredis` instance fits. */
-export interface RedisClient {
-  /** Keys and arguments come as one array (ioredis flattens it): no spread of large patches. */
-  evalsha(sha: string, numKeys: number, keysAndArgs: string[]): Promise<unknown>;
-  eval(script: string, numKeys: number, keysAndArgs: string[]): Promise<unknown>;
-  /** ioredis's connection state: the store fails fast unless it is `ready`. */
-  readonly status?: string;
-  hgetall(key: string): Promise<Record<string, string>>;
+/** What a store scans for `getAll`: the client, or each master of a cluster. */
+export interface RedisScanner {
   scan(
     cursor: string,
     patternToken: 'MATCH',
@@ -31,8 +25,23 @@ export interface RedisClient {
     typeToken: 'TYPE',
     type: string,
   ): Promise<[cursor: string, keys: string[]]>;
-  /** A new connection with the same options, for the change feed. */
-  duplicate(override?: { enableOfflineQueue?: boolean }): RedisSubscriber;
+}
+
+/** The part of an `ioredis` client the store uses: a `Redis` or a `Cluster` fits. */
+export interface RedisClient extends RedisScanner {
+  /** Keys and arguments come as one array (ioredis flattens it): no spread of large patches. */
+  evalsha(sha: string, numKeys: number, keysAndArgs: string[]): Promise<unknown>;
+  eval(script: string, numKeys: number, keysAndArgs: string[]): Promise<unknown>;
+  /** ioredis's connection state: the store fails fast unless it is `ready`. */
+  readonly status?: string;
+  hgetall(key: string): Promise<Record<string, string>>;
+  /**
+   * A new connection with the same options, for the change feed: `Redis#duplicate(options)`
+   * or `Cluster#duplicate(startupNodes, options)`.
+   */
+  duplicate(...args: never[]): RedisSubscriber;
+  /** A cluster's nodes: `getAll` scans every master. */
+  nodes?(role: 'master'): RedisScanner[];
 }
 
 /** The part of an `ioredis` connection the change feed uses. */
@@ -89,8 +98,8 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
   close(): Promise<void>;
 }
 
-/** `prefix*` for SCAN MATCH, with the prefix's own glob characters escaped. */
-const matchPrefix = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+/** `prefix{*` for SCAN MATCH, with the prefix's own glob characters escaped. */
+const matchPrefix = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*`;
 
 /** A string option, or `fallback` when undefined. */
 function stringOption(name: string, value: unknown, fallback: string): string {
@@ -128,6 +137,13 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
   const channel = stringOption('channel', options.channel, `${prefix}changes`);
   const report = storeErrorHandler(options.onError);
+  // The workspace id in braces is the hash tag: both keys of a workspace land in one slot of
+  // a cluster, so each script touches one slot. Only the first `{…}` of a key is its tag, so
+  // ids with braces still share their own slot, and every id has keys of its own.
+  const hashKey = (workspaceId: string): string => `${prefix}{${workspaceId}}`;
+  const tombstoneKey = (workspaceId: string): string => `${tombstonePrefix}{${workspaceId}}`;
+  const workspaceOf = (key: string): string => key.slice(prefix.length + 1, -1);
+  const isCluster = typeof client.nodes === 'function';
   const upsertSha = sha1(UPSERT);
   const removeSha = sha1(REMOVE);
   const listeners = new Set<SnapshotListener<F>>();
@@ -155,7 +171,11 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const openFeed = (): Promise<void> => {
     if (subscribed !== undefined) return subscribed;
     // Subscriptions wait for the connection, and ioredis renews them after a reconnect.
-    const connection = client.duplicate({ enableOfflineQueue: true });
+    const feedOptions = { enableOfflineQueue: true };
+    const duplicate = client.duplicate as (...args: unknown[]) => RedisSubscriber;
+    const connection = isCluster
+      ? duplicate.call(client, [], feedOptions)
+      : duplicate.call(client, feedOptions);
     subscriber = connection;
     // Handled here: ioredis would otherwise print every reconnect's error as unhandled.
     connection.on('error', (error) => report(error, { operation: 'connection' }));
@@ -184,8 +204,8 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   return {
     async upsert(workspaceId, fields, source, timestamp) {
       const keysAndArgs = [
-        prefix + workspaceId,
-        tombstonePrefix + workspaceId,
+        hashKey(workspaceId),
+        tombstoneKey(workspaceId),
         workspaceId,
         source,
         timestamp === undefined ? '' : String(timestamp),
@@ -200,13 +220,13 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     },
 
     async getByWorkspaceId(workspaceId) {
-      return decodeEntry<F>(workspaceId, await client.hgetall(prefix + workspaceId), report);
+      return decodeEntry<F>(workspaceId, await client.hgetall(hashKey(workspaceId)), report);
     },
 
     async remove(workspaceId, timestamp) {
       await run(REMOVE, removeSha, [
-        prefix + workspaceId,
-        tombstonePrefix + workspaceId,
+        hashKey(workspaceId),
+        tombstoneKey(workspaceId),
         workspaceId,
         timestamp === undefined ? '' : String(timestamp),
         String(Date.now()),
@@ -217,23 +237,28 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
     async getAll() {
       const entries: SnapshotEntry<F>[] = [];
-      let cursor = '0';
-      do {
-        const [next, keys] = await client.scan(
-          cursor,
-          'MATCH',
-          matchPrefix(prefix),
-          'COUNT',
-          200,
-          'TYPE',
-          'hash',
-        );
-        cursor = next;
-        for (const key of keys) {
-          const entry = decodeEntry<F>(key.slice(prefix.length), await client.hgetall(key), report);
-          if (entry !== undefined) entries.push(entry);
-        }
-      } while (cursor !== '0');
+      // A cluster keeps each slot on one master: every master is scanned.
+      const scanners = isCluster ? (client.nodes?.('master') ?? []) : [client];
+      for (const scanner of scanners) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await scanner.scan(
+            cursor,
+            'MATCH',
+            matchPrefix(prefix),
+            'COUNT',
+            200,
+            'TYPE',
+            'hash',
+          );
+          cursor = next;
+          for (const key of keys) {
+            const workspaceId = workspaceOf(key);
+            const entry = decodeEntry<F>(workspaceId, await client.hgetall(key), report);
+            if (entry !== undefined) entries.push(entry);
+          }
+        } while (cursor !== '0');
+      }
       return entries;
     },
 
