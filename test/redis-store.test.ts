@@ -169,6 +169,8 @@ describe('createRedisSnapshotStore under hostile input', () => {
 
   it.each([
     ['prefix', 7, TypeError],
+    ['prefix', 'app{1}:', TypeError],
+    ['tombstonePrefix', 'gone}:', TypeError],
     ['tombstonePrefix', null, TypeError],
     ['channel', {}, TypeError],
     ['onError', 'log', TypeError],

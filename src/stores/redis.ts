@@ -108,6 +108,30 @@ function stringOption(name: string, value: unknown, fallback: string): string {
   return value;
 }
 
+/** A key prefix: braces would take the hash tag away from the workspace id. */
+function prefixOption(name: string, value: unknown, fallback: string): string {
+  const prefix = stringOption(name, value, fallback);
+  if (/[{}]/.test(prefix)) {
+    throw new TypeError(expected(name, 'a string without braces (they make hash tags)', value));
+  }
+  return prefix;
+}
+
+/**
+ * The workspace id as a hash tag: Redis hashes the text between a key's first `{` and the
+ * next `}`, so braces in an id are written `%7B`/`%7D` (and `%` as `%25`). Every id keeps a
+ * non-empty tag of its own, and keys of different ids never meet.
+ */
+const hashTag = (workspaceId: string): string =>
+  /[{}%]/.test(workspaceId)
+    ? workspaceId.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D')
+    : workspaceId;
+
+const idOfTag = (tag: string): string =>
+  tag.includes('%')
+    ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%')
+    : tag;
+
 /**
  * A snapshot store in Redis, so that several server replicas share one snapshot and one
  * change feed. Same semantics as the memory store, each call one atomic Lua script.
@@ -127,8 +151,8 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     throw new TypeError(expected('client', 'an ioredis client', client));
   }
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
-  const prefix = stringOption('prefix', options.prefix, 'snapshot:');
-  const tombstonePrefix = stringOption(
+  const prefix = prefixOption('prefix', options.prefix, 'snapshot:');
+  const tombstonePrefix = prefixOption(
     'tombstonePrefix',
     options.tombstonePrefix,
     `${prefix.replace(/:$/, '')}-removed:`,
@@ -138,11 +162,11 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const channel = stringOption('channel', options.channel, `${prefix}changes`);
   const report = storeErrorHandler(options.onError);
   // The workspace id in braces is the hash tag: both keys of a workspace land in one slot of
-  // a cluster, so each script touches one slot. Only the first `{…}` of a key is its tag, so
-  // ids with braces still share their own slot, and every id has keys of its own.
-  const hashKey = (workspaceId: string): string => `${prefix}{${workspaceId}}`;
-  const tombstoneKey = (workspaceId: string): string => `${tombstonePrefix}{${workspaceId}}`;
-  const workspaceOf = (key: string): string => key.slice(prefix.length + 1, -1);
+  // a cluster, so each script touches one slot (see `hashTag`).
+  const hashKey = (workspaceId: string): string => `${prefix}{${hashTag(workspaceId)}}`;
+  const tombstoneKey = (workspaceId: string): string =>
+    `${tombstonePrefix}{${hashTag(workspaceId)}}`;
+  const workspaceOf = (key: string): string => idOfTag(key.slice(prefix.length + 1, -1));
   const isCluster = typeof client.nodes === 'function';
   const upsertSha = sha1(UPSERT);
   const removeSha = sha1(REMOVE);
