@@ -5,6 +5,7 @@ import {
   type RedisSnapshotStore,
   type RedisStoreOptions,
 } from '../src/stores/redis.js';
+import { spawnFixture } from './fixture-process.js';
 import { type RedisCluster, startRedisCluster } from './redis-cluster.js';
 import { describeStoreContract, eventually } from './store-contract.js';
 
@@ -75,4 +76,88 @@ describe('the Redis store on a cluster', () => {
     );
     unsubscribe();
   });
+});
+
+/** The workspaces of one failover run, and what each replica last gave each field. */
+async function runThroughFailover(
+  prefix: string,
+  options: { attempts: number; delayMs: number; waitForReplicas?: number },
+  victim: number,
+) {
+  const url = `cluster:${cluster.ports
+    .slice(0, 3)
+    .map((port) => `127.0.0.1:${port}`)
+    .join(',')}`;
+  const workspaces = Array.from({ length: 40 }, (_, i) => `ws-${i}`);
+  const a = spawnFixture('replica.ts', [url, 'a', prefix, JSON.stringify(options)]);
+  const b = spawnFixture('replica.ts', [url, 'b', prefix, JSON.stringify(options)]);
+  await Promise.all([a.next('ready'), b.next('ready')]);
+  const ran = [a.next('ran'), b.next('ran')];
+  a.send({ type: 'run', workspaces, events: 1500 });
+  b.send({ type: 'run', workspaces, events: 1500 });
+  // In the middle of the run, a master dies.
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await cluster.kill(victim);
+  await Promise.all(ran);
+  const stopped = [a.next('stopped'), b.next('stopped')];
+  a.send({ type: 'stop' });
+  b.send({ type: 'stop' });
+  const results = await Promise.all(stopped);
+  const model: Record<string, Record<string, unknown>> = {};
+  const reported: Array<{ workspaceId: string; fields: Record<string, unknown>; error: string }> =
+    [];
+  for (const result of results) {
+    for (const [id, fields] of Object.entries(
+      result.last as Record<string, Record<string, unknown>>,
+    )) {
+      model[id] = { ...model[id], ...fields };
+    }
+    reported.push(...(result.reported as typeof reported));
+  }
+  await cluster.healthy();
+  const reader = createRedisSnapshotStore(await cluster.client(), { prefix });
+  stores.push(reader);
+  const snapshot = Object.fromEntries(
+    (await reader.getAll()).map((entry) => [entry.workspaceId, entry.fields]),
+  );
+  return { model, snapshot, reported };
+}
+
+describe('a master killed (SIGKILL) in the middle of a run of two replica hosts', () => {
+  it('loses nothing with a retry budget that covers the failover: the snapshot equals the model', async () => {
+    const victim = cluster.ports[1] as number;
+    const restarting = (async () => {
+      // Back as a replica of its successor once the failover happened, so that writes
+      // waiting for a replica of that master can be acknowledged again.
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      await cluster.restart(victim);
+    })();
+    const { model, snapshot, reported } = await runThroughFailover(
+      'failover-a:',
+      { attempts: 12, delayMs: 100, waitForReplicas: 1 },
+      victim,
+    );
+    await restarting;
+    expect(reported.map((report) => report.error)).toEqual([]);
+    expect(snapshot).toEqual(model);
+  }, 90_000);
+
+  it('reports every patch that did not land when the budget does not cover it', async () => {
+    const victim = cluster.ports[2] as number;
+    const { model, snapshot, reported } = await runThroughFailover(
+      'failover-b:',
+      { attempts: 1, delayMs: 10 },
+      victim,
+    );
+    // Nothing lost silently: each field's last value landed, or a report carries it.
+    for (const [id, fields] of Object.entries(model)) {
+      for (const [field, value] of Object.entries(fields)) {
+        const landed = snapshot[id]?.[field] === value;
+        const given = reported.some(
+          (report) => report.workspaceId === id && report.fields[field] === value,
+        );
+        expect(landed || given, `${id}.${field} = ${String(value)}`).toBe(true);
+      }
+    }
+  }, 90_000);
 });

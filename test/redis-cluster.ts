@@ -25,7 +25,11 @@ export interface RedisCluster {
   /** A plain connection to one node, for admin commands. */
   node(port: number): Promise<Redis>;
   /** Kills the node on `port` (SIGKILL), as a crashed machine. */
-  kill(port: number): void;
+  kill(port: number): Promise<void>;
+  /** Starts the killed node again: it rejoins, as a replica of whoever took its place. */
+  restart(port: number): Promise<void>;
+  /** Resolves once every live node says the cluster is ok. */
+  healthy(): Promise<void>;
   /** Runs a command on every node still alive (ACL SETUSER and the like). */
   everyNode(...args: string[]): Promise<void>;
   stop(): Promise<void>;
@@ -69,7 +73,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const children = new Map<number, ChildProcess>();
   const admins = new Set<Redis>();
   const clients = new Set<Cluster>();
-  for (const port of ports) {
+  const launch = (port: number): void => {
     const child = spawn(
       'redis-server',
       [
@@ -87,13 +91,21 @@ export async function startRedisCluster(): Promise<RedisCluster> {
         '',
         '--appendonly',
         'no',
+        '--logfile',
+        join(dir, `log-${port}.txt`),
+        // Replicas sync at once, not after the default 5 s wait for more replicas.
+        '--repl-diskless-sync-delay',
+        '0',
         '--dir',
         dir,
       ],
       { stdio: 'ignore' },
     );
     children.set(port, child);
-  }
+  };
+  for (const port of ports) launch(port);
+  const alive = (port: number): boolean =>
+    children.get(port)?.exitCode === null && children.get(port)?.signalCode === null;
   const node = async (port: number): Promise<Redis> => {
     const admin = new Redis({
       port,
@@ -144,6 +156,14 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       async () => (await admin.cluster('INFO')).includes('cluster_state:ok'),
       'the cluster did not become ready',
     );
+    // A replica that has not synced cannot take over: wait until every one has.
+    for (const port of ports) {
+      const each = await node(port);
+      await waitFor(async () => {
+        const replication = await each.info('replication');
+        return replication.includes('role:master') || replication.includes('master_link_status:up');
+      }, `replica ${port} did not sync`);
+    }
   } catch (error) {
     await stop();
     throw error;
@@ -175,17 +195,45 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       return cluster;
     },
     node,
-    kill(port) {
-      children.get(port)?.kill('SIGKILL');
+    async kill(port) {
+      const child = children.get(port);
+      if (child === undefined || !alive(port)) return;
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      });
+    },
+    async restart(port) {
+      launch(port);
+      await waitFor(async () => {
+        const probe = await node(port);
+        return (await probe.ping()) === 'PONG';
+      }, `node ${port} did not restart`);
+    },
+    async healthy() {
+      // Ok on every live node, and no master left that is down or serves slots while failed.
+      for (const port of ports.filter(alive)) {
+        const admin = await node(port);
+        await waitFor(
+          async () => {
+            const info = await admin.cluster('INFO');
+            const nodes = String(await admin.cluster('NODES'));
+            const failedMasters = nodes
+              .split('\n')
+              .filter((line) => /master,fail\b/.test(line) && line.split(' ').length > 8);
+            return info.includes('cluster_state:ok') && failedMasters.length === 0;
+          },
+          `node ${port} did not see the cluster ok`,
+          30_000,
+        );
+      }
     },
     async everyNode(...args) {
       await Promise.all(
-        ports
-          .filter((port) => children.get(port)?.exitCode === null)
-          .map(async (port) => {
-            const admin = await node(port);
-            await admin.call(...(args as [string, ...string[]]));
-          }),
+        ports.filter(alive).map(async (port) => {
+          const admin = await node(port);
+          await admin.call(...(args as [string, ...string[]]));
+        }),
       );
     },
     stop,

@@ -1,8 +1,8 @@
-import { type ChildProcess, execFile, fork } from 'node:child_process';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisSnapshotStore } from '../src/stores/redis.js';
+import { spawnFixture } from './fixture-process.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
 
 let server: RedisServer;
@@ -13,30 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-interface Message {
-  type: string;
-  [key: string]: unknown;
-}
-
-/** A child process speaking the fixtures' IPC protocol. */
-function spawnFixture(file: string, args: string[]) {
-  const child: ChildProcess = fork(join(import.meta.dirname, 'fixtures', file), args, {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const next = (type: string) =>
-    new Promise<Message>((resolve, reject) => {
-      const onMessage = (message: Message) => {
-        if (message.type !== type) return;
-        child.off('message', onMessage);
-        resolve(message);
-      };
-      child.on('message', onMessage);
-      child.once('exit', (code) => reject(new Error(`${file} exited with ${code} before ${type}`)));
-    });
-  return { child, next, send: (message: object) => child.send(message) };
-}
 
 describe('two replicas on one Redis', () => {
   it('converge on one snapshot, and a third process sees every change', async () => {

@@ -42,6 +42,10 @@ export interface RedisClient extends RedisScanner {
   duplicate(...args: never[]): RedisSubscriber;
   /** A cluster's nodes: `getAll` scans every master. */
   nodes?(role: 'master'): RedisScanner[];
+  /** For `waitForReplicas`: the script and its WAIT go to one node together. */
+  pipeline?(): RedisPipeline;
+  /** A cluster's map of slots, refreshed when a pipeline meets a moved slot. */
+  refreshSlotsCache?(): void;
 }
 
 /** The part of an `ioredis` connection the change feed uses. */
@@ -80,6 +84,22 @@ export interface RedisStoreOptions {
    * @default console.error
    */
   onError?: StoreErrorHandler;
+  /**
+   * Durability across a failover: a write counts as done only once this many replicas of its
+   * master acknowledged it (`WAIT`, pipelined with the script to the same node); fewer within
+   * `timeoutMs` is a failure the coalescer retries. Without it, a write acknowledged by a master
+   * that dies before replicating it is lost. Off (`count: 0`) by default.
+   * @default { count: 0, timeoutMs: 1000 }
+   */
+  waitForReplicas?: { count?: number; timeoutMs?: number };
+}
+
+/** The part of an ioredis pipeline the store uses to wait for replicas. */
+export interface RedisPipeline {
+  evalsha(sha: string, numKeys: number, keysAndArgs: string[]): unknown;
+  eval(script: string, numKeys: number, keysAndArgs: string[]): unknown;
+  call(command: string, ...args: string[]): unknown;
+  exec(): Promise<Array<[error: Error | null, result: unknown]> | null>;
 }
 
 /** The store contract in Redis, with reading, a change feed shared by every replica, and close. */
@@ -100,6 +120,9 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
 
 /** `prefix{*` for SCAN MATCH, with the prefix's own glob characters escaped. */
 const matchPrefix = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*`;
+
+const isNoScript = (error: unknown): boolean =>
+  String((error as Error | undefined)?.message).includes('NOSCRIPT');
 
 /** A string option, or `fallback` when undefined. */
 function stringOption(name: string, value: unknown, fallback: string): string {
@@ -128,9 +151,7 @@ const hashTag = (workspaceId: string): string =>
     : workspaceId;
 
 const idOfTag = (tag: string): string =>
-  tag.includes('%')
-    ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%')
-    : tag;
+  tag.includes('%') ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%') : tag;
 
 /**
  * A snapshot store in Redis, so that several server replicas share one snapshot and one
@@ -161,6 +182,21 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
   const channel = stringOption('channel', options.channel, `${prefix}changes`);
   const report = storeErrorHandler(options.onError);
+  const waitFor = options.waitForReplicas;
+  if (waitFor !== undefined && !isPlainObject(waitFor)) {
+    throw new TypeError(expected('waitForReplicas', 'an object', waitFor));
+  }
+  const waitCount =
+    waitFor?.count === 0 ? 0 : numberOption('waitForReplicas.count', waitFor?.count, 0, 'count');
+  const waitTimeoutMs = numberOption(
+    'waitForReplicas.timeoutMs',
+    waitFor?.timeoutMs,
+    1000,
+    'count',
+  );
+  if (waitCount > 0 && typeof client.pipeline !== 'function') {
+    throw new TypeError(expected('client', 'an ioredis client with pipeline()', client));
+  }
   // The workspace id in braces is the hash tag: both keys of a workspace land in one slot of
   // a cluster, so each script touches one slot (see `hashTag`).
   const hashKey = (workspaceId: string): string => `${prefix}{${hashTag(workspaceId)}}`;
@@ -184,12 +220,40 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     if (status !== undefined && status !== 'ready') {
       throw new Error(`event-coalescer: the Redis client is not connected (status: ${status})`);
     }
+    if (waitCount > 0) return runAndWait(script, sha, keysAndArgs);
     try {
       return await client.evalsha(sha, 2, keysAndArgs);
     } catch (error) {
-      if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
+      if (!isNoScript(error)) throw error;
       return client.eval(script, 2, keysAndArgs);
     }
+  };
+
+  /** The script and a WAIT for replicas, pipelined to the node of the workspace's slot. */
+  const runAndWait = async (script: string, sha: string, keysAndArgs: string[]) => {
+    const send = async (loaded: boolean) => {
+      const pipeline = (client.pipeline as () => RedisPipeline).call(client);
+      if (loaded) pipeline.evalsha(sha, 2, keysAndArgs);
+      else pipeline.eval(script, 2, keysAndArgs);
+      pipeline.call('WAIT', String(waitCount), String(waitTimeoutMs));
+      return (await pipeline.exec()) ?? [];
+    };
+    let results = await send(true);
+    if (isNoScript(results[0]?.[0])) results = await send(false);
+    const [scriptError, result] = results[0] ?? [new Error('no reply'), undefined];
+    if (scriptError) {
+      // A pipeline does not follow a moved slot by itself: learn the new map for the retry.
+      if (/^(MOVED|ASK) /.test(scriptError.message)) client.refreshSlotsCache?.();
+      throw scriptError;
+    }
+    const [waitError, acknowledged] = results[1] ?? [new Error('no reply to WAIT'), 0];
+    if (waitError) throw waitError;
+    if (Number(acknowledged) < waitCount) {
+      throw new Error(
+        `event-coalescer: ${acknowledged} of ${waitCount} replicas acknowledged the write within ${waitTimeoutMs} ms`,
+      );
+    }
+    return result;
   };
 
   const openFeed = (): Promise<void> => {
