@@ -1,9 +1,11 @@
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventCoalescer } from '../src/index.js';
 import {
   createRedisSnapshotStore,
   type RedisSnapshotStore,
   type RedisStoreOptions,
+  redisAclRules,
 } from '../src/stores/redis.js';
 import { spawnFixture } from './fixture-process.js';
 import { type RedisCluster, startRedisCluster } from './redis-cluster.js';
@@ -75,6 +77,58 @@ describe('the Redis store on a cluster', () => {
       ),
     );
     unsubscribe();
+  });
+});
+
+describe('the Redis store on a cluster under least-privilege ACL users', () => {
+  it('works with only its rules, and keeps another prefix’s user out', async () => {
+    await cluster.everyNode(
+      'ACL',
+      'SETUSER',
+      'own',
+      'on',
+      '>own-secret',
+      ...redisAclRules({ prefix: 'acl-own:', cluster: true }),
+    );
+    await cluster.everyNode(
+      'ACL',
+      'SETUSER',
+      'other',
+      'on',
+      '>other-secret',
+      ...redisAclRules({ prefix: 'acl-other:', cluster: true }),
+    );
+    const store = createRedisSnapshotStore(
+      await cluster.client({ username: 'own', password: 'own-secret' }),
+      { prefix: 'acl-own:' },
+    );
+    stores.push(store);
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) => seen.push(change.workspaceId));
+    await unsubscribe.ready;
+    const ids = Array.from({ length: 20 }, (_, i) => `ws-${i}`);
+    for (const id of ids) await store.upsert(id, { id }, 's', 10);
+    await store.remove('ws-0', 20);
+    expect((await store.getAll()).length).toBe(19);
+    await eventually(() => expect(seen).toHaveLength(21));
+    unsubscribe();
+
+    const intruder = createRedisSnapshotStore(
+      await cluster.client({ username: 'other', password: 'other-secret' }),
+      { prefix: 'acl-own:', onError: () => {} },
+    );
+    stores.push(intruder);
+    await expect(intruder.getByWorkspaceId('ws-1')).rejects.toThrow(/refused getByWorkspaceId/);
+    const reported: unknown[] = [];
+    const coalescer = new EventCoalescer(intruder, {
+      canCreate: () => true,
+      onError: (error) => reported.push(error),
+      retry: { attempts: 2, delayMs: 10 },
+    });
+    coalescer.enqueue('ws-1', { id: 'stolen' }, 's', { immediate: true });
+    await coalescer.close();
+    expect(reported.map(String)).toEqual([expect.stringMatching(/refused upsert/)]);
+    expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ id: 'ws-1' });
   });
 });
 

@@ -13,6 +13,8 @@ export interface RedisServer {
   client(options?: {
     enableOfflineQueue?: boolean;
     maxRetriesPerRequest?: number | null;
+    username?: string;
+    password?: string;
   }): Promise<Redis>;
   stop(): Promise<void>;
   /** Kills the server (an outage); `up` starts it again on the same port. */

@@ -5,6 +5,7 @@ import {
   createRedisSnapshotStore,
   type RedisSnapshotStore,
   type RedisStoreOptions,
+  redisAclRules,
 } from '../src/stores/redis.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
 import { describeStoreContract, eventually } from './store-contract.js';
@@ -305,4 +306,94 @@ describe('the Redis store while its client is not connected', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await store.getByWorkspaceId('ws-late')).toBeUndefined();
   }, 20_000);
+});
+
+describe('the Redis store under a least-privilege ACL user', () => {
+  it('does everything it promises with only the rules redisAclRules gives', async () => {
+    const admin = await server.client();
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'acl-a',
+      'on',
+      '>a-secret',
+      ...redisAclRules({ prefix: 'acl-a:' }),
+    );
+    const client = await server.client({ username: 'acl-a', password: 'a-secret' });
+    const store = createRedisSnapshotStore(client, { prefix: 'acl-a:' });
+    stores.push(store);
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) =>
+      seen.push(`${change.type} ${change.workspaceId}`),
+    );
+    await unsubscribe.ready;
+    await store.upsert('ws-1', { a: 1 }, 's', 10);
+    await store.upsert('ws-2', { a: 2 }, 's', 10);
+    await store.remove('ws-2', 20);
+    await store.upsert('ws-2', { a: 3 }, 's', 15);
+    expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 1 });
+    expect((await store.getAll()).map((entry) => entry.workspaceId)).toEqual(['ws-1']);
+    await eventually(() => expect(seen).toEqual(['upsert ws-1', 'upsert ws-2', 'remove ws-2']));
+    unsubscribe();
+  });
+
+  it('keeps another prefix’s user out of its keys and feed, saying which and never retrying for ever', async () => {
+    const admin = await server.client();
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'acl-b',
+      'on',
+      '>b-secret',
+      ...redisAclRules({ prefix: 'acl-b:' }),
+    );
+    const owner = createRedisSnapshotStore(await server.client(), { prefix: 'acl-c:' });
+    stores.push(owner);
+    await owner.upsert('ws-1', { secret: 1 }, 's');
+    const onError = vi.fn();
+    const intruder = createRedisSnapshotStore(
+      await server.client({ username: 'acl-b', password: 'b-secret' }),
+      { prefix: 'acl-c:', onError },
+    );
+    stores.push(intruder);
+    await expect(intruder.getByWorkspaceId('ws-1')).rejects.toThrow(
+      /refused getByWorkspaceId for this user \(keys acl-c:\{ws-1\}.*NOPERM/,
+    );
+    await expect(intruder.upsert('ws-1', { secret: 2 }, 's')).rejects.toThrow(
+      /refused upsert for this user \(keys acl-c:\{ws-1\}, acl-c-removed:\{ws-1\}, channel acl-c:changes\)/,
+    );
+    await expect(intruder.subscribe(() => {}).ready).rejects.toThrow(/refused subscribe/);
+    expect(onError).toHaveBeenCalledWith(expect.any(Error), { operation: 'connection' });
+    const reported = vi.fn();
+    const coalescer = new EventCoalescer(intruder, {
+      canCreate: () => true,
+      onError: reported,
+      retry: { attempts: 2, delayMs: 10 },
+    });
+    coalescer.enqueue('ws-1', { secret: 3 }, 's', { immediate: true });
+    await coalescer.close();
+    expect(reported).toHaveBeenCalledTimes(1);
+    expect(String(reported.mock.calls[0]?.[0])).toMatch(/refused upsert/);
+    expect((await owner.getByWorkspaceId('ws-1'))?.fields).toEqual({ secret: 1 });
+  });
+});
+
+describe('waitForReplicas', () => {
+  it('fails a write that no replica acknowledged in time, saying so', async () => {
+    const { store } = await freshStore({ waitForReplicas: { count: 1, timeoutMs: 50 } });
+    await expect(store.upsert('ws-1', { a: 1 }, 's')).rejects.toThrow(
+      /0 of 1 replicas acknowledged the write within 50 ms/,
+    );
+  });
+
+  it.each([
+    [{ count: -1 }, /`waitForReplicas.count`/],
+    [{ count: 1, timeoutMs: 0 }, /`waitForReplicas.timeoutMs`/],
+    ['yes', /`waitForReplicas` to be an object/],
+  ])('refuses %j, naming it', async (value, message) => {
+    const client = await server.client();
+    expect(() => createRedisSnapshotStore(client, { waitForReplicas: value as never })).toThrow(
+      message,
+    );
+  });
 });

@@ -119,7 +119,8 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
 }
 
 /** `prefix{*` for SCAN MATCH, with the prefix's own glob characters escaped. */
-const matchPrefix = (prefix: string): string => `${prefix.replace(/[*?[\]\\]/g, '\\$&')}{*`;
+const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
+const matchPrefix = (prefix: string): string => `${escapeGlob(prefix)}{*`;
 
 const isNoScript = (error: unknown): boolean =>
   String((error as Error | undefined)?.message).includes('NOSCRIPT');
@@ -153,6 +154,60 @@ const hashTag = (workspaceId: string): string =>
 const idOfTag = (tag: string): string =>
   tag.includes('%') ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%') : tag;
 
+/** The names a store uses, from its options: key prefixes and channel. */
+function storeNames(options: Pick<RedisStoreOptions, 'prefix' | 'tombstonePrefix' | 'channel'>) {
+  const prefix = prefixOption('prefix', options.prefix, 'snapshot:');
+  const tombstonePrefix = prefixOption(
+    'tombstonePrefix',
+    options.tombstonePrefix,
+    `${prefix.replace(/:$/, '')}-removed:`,
+  );
+  const channel = stringOption('channel', options.channel, `${prefix}changes`);
+  return { prefix, tombstonePrefix, channel };
+}
+
+/**
+ * The least a store with these options needs from Redis's ACL: its own keys, its channel
+ * and the commands it and its scripts call — nothing of another prefix. For
+ * `ACL SETUSER <user> on ><password> ...rules`, on every node of a cluster.
+ *
+ * @example
+ * await admin.acl('SETUSER', 'snapshots', 'on', '>secret', ...redisAclRules({ cluster: true }));
+ */
+export function redisAclRules(
+  options: Pick<RedisStoreOptions, 'prefix' | 'tombstonePrefix' | 'channel'> & {
+    /** The client is an ioredis `Cluster` (it reads the slot map). */
+    cluster?: boolean;
+    /** The store uses `waitForReplicas`. */
+    waitForReplicas?: boolean;
+  } = {},
+): string[] {
+  const { prefix, tombstonePrefix, channel } = storeNames(options);
+  return [
+    `~${escapeGlob(prefix)}{*`,
+    `~${escapeGlob(tombstonePrefix)}{*`,
+    `&${escapeGlob(channel)}`,
+    // Scripts, and the commands inside them.
+    '+evalsha',
+    '+eval',
+    '+get',
+    '+set',
+    '+del',
+    '+hmget',
+    '+hset',
+    '+publish',
+    // Reads and the change feed.
+    '+hgetall',
+    '+scan',
+    '+subscribe',
+    // What ioredis sends when it connects.
+    '+ping',
+    '+info',
+    ...(options.cluster === true ? ['+cluster|slots', '+cluster|info', '+client|setname'] : []),
+    ...(options.waitForReplicas === true ? ['+wait'] : []),
+  ];
+}
+
 /**
  * A snapshot store in Redis, so that several server replicas share one snapshot and one
  * change feed. Same semantics as the memory store, each call one atomic Lua script.
@@ -172,15 +227,9 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     throw new TypeError(expected('client', 'an ioredis client', client));
   }
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
-  const prefix = prefixOption('prefix', options.prefix, 'snapshot:');
-  const tombstonePrefix = prefixOption(
-    'tombstonePrefix',
-    options.tombstonePrefix,
-    `${prefix.replace(/:$/, '')}-removed:`,
-  );
+  const { prefix, tombstonePrefix, channel } = storeNames(options);
   // Redis's PX takes a whole number of milliseconds from 1 and up.
   const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
-  const channel = stringOption('channel', options.channel, `${prefix}changes`);
   const report = storeErrorHandler(options.onError);
   const waitFor = options.waitForReplicas;
   if (waitFor !== undefined && !isPlainObject(waitFor)) {
@@ -220,13 +269,31 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     if (status !== undefined && status !== 'ready') {
       throw new Error(`event-coalescer: the Redis client is not connected (status: ${status})`);
     }
-    if (waitCount > 0) return runAndWait(script, sha, keysAndArgs);
+    const operation = script === UPSERT ? 'upsert' : 'remove';
     try {
-      return await client.evalsha(sha, 2, keysAndArgs);
+      if (waitCount > 0) return await runAndWait(script, sha, keysAndArgs);
+      try {
+        return await client.evalsha(sha, 2, keysAndArgs);
+      } catch (error) {
+        if (!isNoScript(error)) throw error;
+        return await client.eval(script, 2, keysAndArgs);
+      }
     } catch (error) {
-      if (!isNoScript(error)) throw error;
-      return client.eval(script, 2, keysAndArgs);
+      throw refusal(error, operation, keysAndArgs.slice(0, 2));
     }
+  };
+
+  /**
+   * An ACL refusal names neither the command nor the key: say which, so the user can mend
+   * the rule (see `redisAclRules`). Other errors pass as they are.
+   */
+  const refusal = (error: unknown, operation: string, keys: string[]): unknown => {
+    const message = String((error as Error | undefined)?.message);
+    if (!/NOPERM|no permissions|can't (publish|access)/i.test(message)) return error;
+    return new Error(
+      `event-coalescer: Redis refused ${operation} for this user (keys ${keys.join(', ')}, channel ${channel}): ${message}`,
+      { cause: error },
+    );
   };
 
   /** The script and a WAIT for replicas, pipelined to the node of the workspace's slot. */
@@ -278,7 +345,14 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       }
       if (change !== undefined) notifyAll(listeners, change, report);
     });
-    subscribed = connection.subscribe(channel).then(() => undefined);
+    subscribed = connection.subscribe(channel).then(
+      () => undefined,
+      (error: unknown) => {
+        const refused = refusal(error, 'subscribe', []);
+        report(refused, { operation: 'connection' });
+        throw refused;
+      },
+    );
     return subscribed;
   };
 
@@ -308,7 +382,11 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     },
 
     async getByWorkspaceId(workspaceId) {
-      return decodeEntry<F>(workspaceId, await client.hgetall(hashKey(workspaceId)), report);
+      const key = hashKey(workspaceId);
+      const hash = await client.hgetall(key).catch((error: unknown) => {
+        throw refusal(error, 'getByWorkspaceId', [key]);
+      });
+      return decodeEntry<F>(workspaceId, hash, report);
     },
 
     async remove(workspaceId, timestamp) {
