@@ -1,18 +1,22 @@
 /**
  * npm run bench:redis [-- --quick]
  *
- * Events in, Redis commands out: the same bursts written straight through (one store call
- * per event) and through the coalescer, against a private redis-server this script starts
- * on a free loopback port. The reduction in round trips is the number that matters.
+ * Events in, Redis work out: the same bursts written straight through (one store call per
+ * event) and through the coalescer, against a private redis-server and a private
+ * three-master Redis Cluster this script starts on free loopback ports. For each: scripts
+ * and Redis commands per event (those inside scripts included, as INFO commandstats counts
+ * them), commands per write, Redis CPU per event (INFO used_cpu_user + used_cpu_sys over
+ * every master), and wall time. The coalesced path also runs with ioredis's
+ * `enableAutoPipelining`, which sends the scripts of one tick together.
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import type { SnapshotStore } from 'event-coalescer';
-import { createEventCollector } from 'event-coalescer/collector';
-import { createRedisSnapshotStore } from 'event-coalescer/redis';
-import { Redis } from 'ioredis';
+import { createEventCollector, type SnapshotStore } from 'event-coalescer';
+import { createRedisSnapshotStore, type RedisClient } from 'event-coalescer/redis';
+import { Cluster, Redis } from 'ioredis';
+import { startRedisCluster } from '../test/redis-cluster.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const WORKSPACES = values.quick ? 100 : 1_000;
@@ -21,27 +25,24 @@ const BURST = 5;
 const GAP_MS = 2;
 const WINDOW_MS = 20;
 
-const port = await new Promise<number>((resolve) => {
-  const probe = createServer().listen(0, '127.0.0.1', () => {
-    const address = probe.address();
-    probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+async function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
   });
-});
-const server = spawn(
-  'redis-server',
-  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-  {
-    stdio: 'ignore',
-  },
-);
+}
+
 /** Connects once the server listens: a fresh client per attempt, so no attempt leaks. */
-async function connect(): Promise<Redis> {
+async function connect(port: number, autoPipelining = false): Promise<Redis> {
   for (let attempt = 0; ; attempt++) {
     const candidate = new Redis({
       port,
       host: '127.0.0.1',
       lazyConnect: true,
       retryStrategy: () => null,
+      enableAutoPipelining: autoPipelining,
     });
     candidate.on('error', () => {});
     try {
@@ -54,18 +55,30 @@ async function connect(): Promise<Redis> {
     }
   }
 }
-const client = await connect();
-/** Commands Redis executed (those inside scripts included) and round trips (script calls). */
-async function counters(): Promise<{ commands: number; roundTrips: number }> {
-  const stats = await client.info('commandstats');
-  let commands = 0;
-  let roundTrips = 0;
-  for (const [, name, calls] of stats.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) {
-    if (name === 'info') continue;
-    commands += Number(calls);
-    if (name === 'evalsha' || name === 'eval') roundTrips += Number(calls);
+
+interface Counters {
+  commands: number;
+  scripts: number;
+  cpuSeconds: number;
+}
+
+/** Commands (those inside scripts too), script calls and CPU, summed over `nodes`. */
+async function counters(nodes: Redis[]): Promise<Counters> {
+  const total: Counters = { commands: 0, scripts: 0, cpuSeconds: 0 };
+  for (const node of nodes) {
+    const stats = await node.info('commandstats');
+    for (const [, name, calls] of stats.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) {
+      // The bench's own and the client's housekeeping are not the store's work.
+      if (/^(info|cluster|ping|client|config|command|hello|select)/.test(name as string)) continue;
+      total.commands += Number(calls);
+      if (name === 'evalsha' || name === 'eval') total.scripts += Number(calls);
+    }
+    const cpu = await node.info('cpu');
+    total.cpuSeconds +=
+      Number(cpu.match(/used_cpu_user:([\d.]+)/)?.[1]) +
+      Number(cpu.match(/used_cpu_sys:([\d.]+)/)?.[1]);
   }
-  return { commands, roundTrips };
+  return total;
 }
 
 /** Emits every workspace's bursts, spread over rounds, through `emit`. */
@@ -81,23 +94,7 @@ async function drive(emit: (workspaceId: string, n: number) => void): Promise<nu
   return events;
 }
 
-async function measure(name: string, run: (store: SnapshotStore) => Promise<number>) {
-  const store = createRedisSnapshotStore(client, { prefix: `${name}:` });
-  const before = await counters();
-  const started = performance.now();
-  const events = await run(store);
-  const elapsedMs = performance.now() - started;
-  const after = await counters();
-  return {
-    name,
-    events,
-    roundTrips: after.roundTrips - before.roundTrips,
-    commands: after.commands - before.commands,
-    elapsedMs,
-  };
-}
-
-const straight = await measure('straight-through', async (store) => {
+const straightThrough = async (store: SnapshotStore): Promise<number> => {
   const writes: Array<Promise<unknown>> = [];
   const events = await drive((workspaceId, n) => {
     writes.push(
@@ -108,8 +105,9 @@ const straight = await measure('straight-through', async (store) => {
   });
   await Promise.all(writes);
   return events;
-});
-const coalesced = await measure('event-coalescer', async (store) => {
+};
+
+const coalesced = async (store: SnapshotStore): Promise<number> => {
   const domain = new EventEmitter();
   const collector = createEventCollector({
     store,
@@ -129,22 +127,105 @@ const coalesced = await measure('event-coalescer', async (store) => {
   const events = await drive((workspaceId, n) => domain.emit('changed', workspaceId, n));
   await collector.stop();
   return events;
-});
+};
+
+interface Row {
+  target: string;
+  path: string;
+  events: number;
+  scripts: number;
+  commands: number;
+  cpuSeconds: number;
+  elapsedMs: number;
+}
+
+async function measure(
+  target: string,
+  path: string,
+  client: RedisClient,
+  nodes: Redis[],
+  run: (store: SnapshotStore) => Promise<number>,
+): Promise<Row> {
+  const store = createRedisSnapshotStore(client, { prefix: `${path}:` });
+  const before = await counters(nodes);
+  const started = performance.now();
+  const events = await run(store);
+  const elapsedMs = performance.now() - started;
+  const after = await counters(nodes);
+  await store.close();
+  return {
+    target,
+    path,
+    events,
+    scripts: after.scripts - before.scripts,
+    commands: after.commands - before.commands,
+    cpuSeconds: after.cpuSeconds - before.cpuSeconds,
+    elapsedMs,
+  };
+}
+
+const rows: Row[] = [];
+
+// One Redis.
+const port = await freePort();
+const server = spawn(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  { stdio: 'ignore' },
+);
+const single = await connect(port);
+const singlePipelined = await connect(port, true);
+rows.push(await measure('one Redis', 'straight-through', single, [single], straightThrough));
+rows.push(await measure('one Redis', 'event-coalescer', single, [single], coalesced));
+rows.push(
+  await measure(
+    'one Redis',
+    'event-coalescer, auto-pipelined',
+    singlePipelined,
+    [single],
+    coalesced,
+  ),
+);
+const version = (await single.info('server')).match(/redis_version:(\S+)/)?.[1];
+single.disconnect();
+singlePipelined.disconnect();
+server.kill('SIGKILL');
+
+// A cluster of three masters, a replica each.
+const cluster = await startRedisCluster();
+try {
+  const masters = await Promise.all(cluster.ports.slice(0, 3).map((p) => cluster.node(p)));
+  const startup = cluster.ports.slice(0, 3).map((p) => ({ host: '127.0.0.1', port: p }));
+  const plain = await cluster.client({ enableOfflineQueue: true });
+  const pipelined = new Cluster(startup, { enableAutoPipelining: true });
+  await new Promise((resolve) => pipelined.once('ready', resolve));
+  rows.push(await measure('cluster', 'straight-through', plain, masters, straightThrough));
+  rows.push(await measure('cluster', 'event-coalescer', plain, masters, coalesced));
+  rows.push(
+    await measure('cluster', 'event-coalescer, auto-pipelined', pipelined, masters, coalesced),
+  );
+  pipelined.disconnect();
+} finally {
+  await cluster.stop();
+}
 
 console.log(
-  `\n${values.quick ? 'QUICK — ' : ''}${WORKSPACES} workspaces × ${BURSTS_PER_WORKSPACE} bursts of ${BURST} events ${GAP_MS} ms apart, window ${WINDOW_MS} ms, Redis ${(await client.info('server')).match(/redis_version:(\S+)/)?.[1]}\n`,
+  `\n${values.quick ? 'QUICK — ' : ''}${WORKSPACES} workspaces × ${BURSTS_PER_WORKSPACE} bursts of ${BURST} events ${GAP_MS} ms apart, window ${WINDOW_MS} ms, Redis ${version}, loopback\n`,
 );
 console.log(
-  '| path | events in | round trips (scripts) | round trips per event | Redis commands (inside scripts too) | wall ms |',
+  '| Redis | path | events | scripts per event | commands per event | commands per write | Redis CPU µs per event | wall ms |',
 );
-console.log('|---|---:|---:|---:|---:|---:|');
-for (const row of [straight, coalesced]) {
+console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+for (const row of rows) {
   console.log(
-    `| ${row.name} | ${row.events} | ${row.roundTrips} | ${(row.roundTrips / row.events).toFixed(3)} | ${row.commands} | ${row.elapsedMs.toFixed(0)} |`,
+    `| ${row.target} | ${row.path} | ${row.events} | ${(row.scripts / row.events).toFixed(3)} | ${(row.commands / row.events).toFixed(2)} | ${(row.commands / row.scripts).toFixed(2)} | ${((row.cpuSeconds * 1e6) / row.events).toFixed(1)} | ${row.elapsedMs.toFixed(0)} |`,
   );
 }
-console.log(
-  `\n${(straight.roundTrips / coalesced.roundTrips).toFixed(1)}× fewer round trips, ${(straight.commands / coalesced.commands).toFixed(1)}× fewer Redis commands`,
-);
-client.disconnect();
-server.kill('SIGKILL');
+for (const target of ['one Redis', 'cluster']) {
+  const straight = rows.find((row) => row.target === target && row.path === 'straight-through');
+  const ours = rows.find((row) => row.target === target && row.path === 'event-coalescer');
+  if (straight === undefined || ours === undefined) continue;
+  console.log(
+    `\n${target}: ${(straight.scripts / ours.scripts).toFixed(1)}× fewer scripts, ${(straight.commands / ours.commands).toFixed(1)}× fewer Redis commands, Redis CPU per event ${(ours.cpuSeconds / straight.cpuSeconds).toFixed(2)}× of straight-through`,
+  );
+}
