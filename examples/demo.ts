@@ -23,7 +23,7 @@ import {
 } from 'event-coalescer/collector';
 import { createMemorySnapshotStore } from 'event-coalescer/memory';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 const usage = `Usage: npm start -- [options]
 
@@ -32,6 +32,8 @@ const usage = `Usage: npm start -- [options]
   --duration S     seconds to run; 0 runs until Ctrl-C (default 10)
   --window MS      coalescing window in milliseconds (default 150)
   --redis URL      keep the snapshot in Redis (redis://127.0.0.1:PORT) instead of memory
+  --redis-cluster NODES
+                   keep it in a Redis Cluster: host:port of some nodes, comma-separated
   --quiet          print only the summary
   --help           show this help`;
 
@@ -58,6 +60,7 @@ function parseFlags() {
       duration: { type: 'string' },
       window: { type: 'string' },
       redis: { type: 'string' },
+      'redis-cluster': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -82,6 +85,14 @@ const redisUrl = flags.redis;
 if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
   fail(`--redis expects a URL like redis://127.0.0.1:6380, got "${redisUrl}"`);
 }
+const clusterNodes = flags['redis-cluster']?.split(',').map((node) => {
+  const match = /^([^:]+):(\d+)$/.exec(node.trim());
+  if (match === null) fail(`--redis-cluster expects host:port,host:port…, got "${node}"`);
+  return { host: match[1] as string, port: Number(match[2]) };
+});
+if (redisUrl !== undefined && clusterNodes !== undefined) {
+  fail('--redis and --redis-cluster: choose one');
+}
 
 // --- the host's domains: they emit, and know nothing of the snapshot ----------------------
 const domains = {
@@ -93,11 +104,20 @@ const domains = {
 };
 
 // --- the snapshot and the collector ---------------------------------------------------------
-const redis = redisUrl === undefined ? undefined : new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+const redis =
+  clusterNodes !== undefined
+    ? new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+    : redisUrl === undefined
+      ? undefined
+      : new Redis(redisUrl, { maxRetriesPerRequest: 1 });
 const store =
   redis === undefined
     ? createMemorySnapshotStore<WorkspaceSnapshotFields>()
     : createRedisSnapshotStore<WorkspaceSnapshotFields>(redis, { prefix: 'demo:' });
+// The Redis store fails fast while its client is not connected: connect first.
+if (redis !== undefined && redis.status !== 'ready') {
+  await new Promise((resolve) => redis.once('ready', resolve));
+}
 // A fresh run starts from an empty snapshot.
 for (const entry of await store.getAll()) await store.remove(entry.workspaceId);
 let nextWorkspace = 0;
@@ -262,7 +282,7 @@ async function shutdown(reason: string): Promise<void> {
       `writes out:       ${writesOut} (+ ${removals} removals)`,
       `coalescing ratio: ${ratio.toFixed(2)} events per write`,
       `latency (ms):     p50 ${percentile(sorted, 50)}  p99 ${percentile(sorted, 99)}  max ${sorted.at(-1) ?? 0}`,
-      `snapshot:         ${(await store.getAll()).length} workspaces${redis === undefined ? '' : ` in Redis (${redisUrl})`}`,
+      `snapshot:         ${(await store.getAll()).length} workspaces${redis === undefined ? '' : ` in Redis (${redisUrl ?? `cluster ${flags['redis-cluster']}`})`}`,
     ].join('\n'),
   );
   redis?.disconnect();

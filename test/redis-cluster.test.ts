@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventCoalescer } from '../src/index.js';
@@ -130,6 +132,47 @@ describe('the Redis store on a cluster under least-privilege ACL users', () => {
     expect(reported.map(String)).toEqual([expect.stringMatching(/refused upsert/)]);
     expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ id: 'ws-1' });
   });
+});
+
+describe('the examples on a cluster', () => {
+  const nodes = () =>
+    cluster.ports
+      .slice(0, 3)
+      .map((port) => `127.0.0.1:${port}`)
+      .join(',');
+
+  it('runs the demo with --redis-cluster', async () => {
+    const { stdout } = await promisify(execFile)(
+      'node',
+      [
+        '--import',
+        'tsx',
+        'examples/demo.ts',
+        '--redis-cluster',
+        nodes(),
+        '--duration',
+        '1',
+        '--workspaces',
+        '4',
+        '--quiet',
+      ],
+      { timeout: 30_000 },
+    );
+    expect(stdout).toMatch(/snapshot: +\d+ workspaces in Redis \(cluster /);
+    const reader = createRedisSnapshotStore(await cluster.client(), { prefix: 'demo:' });
+    stores.push(reader);
+    expect((await reader.getAll()).length).toBeGreaterThanOrEqual(4);
+  }, 30_000);
+
+  it('runs the replicas example on the cluster', async () => {
+    const { stdout } = await promisify(execFile)(
+      'node',
+      ['--import', 'tsx', 'examples/replicas.ts', `cluster:${nodes()}`],
+      { timeout: 30_000 },
+    );
+    expect(stdout).toMatch(/shared snapshot:\nws-\d/);
+    expect(stdout.match(/^ws-\d .*v\d+$/gm)).toHaveLength(3);
+  }, 30_000);
 });
 
 /** The workspaces of one failover run, and what each replica last gave each field. */
