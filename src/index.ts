@@ -2,6 +2,14 @@
 // that its optional peer (ioredis) is never needed by those who do not use it.
 export * from './collector/index.js';
 export { EventCoalescer } from './core/coalescer.js';
+export {
+  DROP_CHANNEL,
+  type DropMessage,
+  GIVE_UP_CHANNEL,
+  type GiveUpMessage,
+  STORE_CHANNEL,
+  type StoreCallContext,
+} from './core/tracing.js';
 export type {
   CoalescerOptions,
   CoalescerStats,

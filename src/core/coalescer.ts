@@ -10,6 +10,7 @@ import { assertStore, type ResolvedOptions, resolveOptions } from './options.js'
 import type { PendingPatch } from './pending-patch.js';
 import { StoreCalls } from './store-calls.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
+import { dropChannel } from './tracing.js';
 import type {
   CoalescerOptions,
   CoalescerStats,
@@ -217,6 +218,7 @@ export class EventCoalescer<F extends object = Fields> {
 
   #drop(workspaceId: string, source: string): void {
     this.#counts.dropped++;
+    if (dropChannel.hasSubscribers) dropChannel.publish({ workspaceId, source });
     if (this.#warnedClosed) return;
     this.#warnedClosed = true;
     this.#guard.logger.warn(

@@ -3,6 +3,7 @@
  * store's methods and whatever they answer. What such code throws never escapes from here;
  * what it returns is adopted as `await` would adopt it.
  */
+import { giveUpChannel } from './tracing.js';
 import type { ErrorContext, ErrorHandler, Logger } from './types.js';
 
 const noop = (): void => {};
@@ -109,6 +110,7 @@ export class Guard<F extends object> {
 
   /** Reports something given up to the logger and `onError`, never throwing into the caller. */
   report(error: unknown, context: ErrorContext<F>): void {
+    if (giveUpChannel.hasSubscribers) giveUpChannel.publish({ error, context });
     this.logger.error({ ...context, err: error }, `event-coalescer: ${context.operation} given up`);
     const onError = this.#onError;
     if (onError === undefined) return;

@@ -18,6 +18,7 @@ import type { ResolvedOptions } from './options.js';
 import { PendingPatch } from './pending-patch.js';
 import type { StoreCalls, StoreOperation } from './store-calls.js';
 import { clearTimer, setTimer } from './timers.js';
+import { type StoreCallContext, storeChannel } from './tracing.js';
 import type { CoalescerStats, Patch } from './types.js';
 
 /** The counters behind `stats()`, shared with the coalescer. */
@@ -31,6 +32,43 @@ export interface LaneDeps<F extends object> {
   counts: Counts;
   /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
   takePending: (workspaceId: string) => PendingPatch | undefined;
+}
+
+function traceContext(
+  operation: StoreOperation,
+  lane: Lane,
+  patch: PendingPatch | undefined,
+  item: PendingPatch | Removal,
+): StoreCallContext {
+  return {
+    operation,
+    workspaceId: lane.workspaceId,
+    source: patch?.sourceLabel(),
+    fields: patch?.fields,
+    attempt: (patch === undefined ? (item as Removal).failures : lane.failures) + 1,
+  };
+}
+
+/** What a traced call answered: `end` (sync) or `asyncStart` and `asyncEnd`. */
+function traceDone(trace: StoreCallContext, result: unknown, async: boolean): void {
+  trace.result = result;
+  if (!async) {
+    storeChannel.end.publish(trace);
+    return;
+  }
+  storeChannel.asyncStart.publish(trace);
+  storeChannel.asyncEnd.publish(trace);
+}
+
+function traceFailed(trace: StoreCallContext, error: unknown, async: boolean): void {
+  trace.error = error;
+  storeChannel.error.publish(trace);
+  if (!async) {
+    storeChannel.end.publish(trace);
+    return;
+  }
+  storeChannel.asyncStart.publish(trace);
+  storeChannel.asyncEnd.publish(trace);
 }
 
 export class WriteLanes<F extends object> {
@@ -202,33 +240,44 @@ export class WriteLanes<F extends object> {
     // Busy during a synchronous call too, so a store listener that re-enters waits its turn.
     lane.busy = true;
     lane.current = item;
-    const answer = this.#store.invoke(
-      operation,
-      lane.workspaceId,
-      item instanceof PendingPatch ? item : undefined,
-    );
+    const patch = item instanceof PendingPatch ? item : undefined;
+    // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
+    const trace = storeChannel.hasSubscribers
+      ? traceContext(operation, lane, patch, item)
+      : undefined;
+    const answer =
+      trace === undefined
+        ? this.#store.invoke(operation, lane.workspaceId, patch)
+        : storeChannel.start.runStores(trace, () =>
+            this.#store.invoke(operation, lane.workspaceId, patch),
+          );
     if (answer instanceof Thrown) {
+      if (trace !== undefined) traceFailed(trace, answer.error, false);
       lane.busy = false;
       this.#callFailed(lane, operation, item, answer.error);
       return;
     }
     const later = adopt(answer);
     if (later === undefined) {
+      if (trace !== undefined) traceDone(trace, answer, false);
       lane.busy = false;
       this.#callDone(lane, operation, item, answer);
       return;
     }
+    if (trace !== undefined) storeChannel.end.publish(trace);
     this.#counts.inFlight++;
     whenSettled(
       later,
       (value) => {
         this.#counts.inFlight--;
+        if (trace !== undefined) traceDone(trace, value, true);
         if (lane.abandoned) return;
         lane.busy = false;
         this.#callDone(lane, operation, item, value);
       },
       (error: unknown) => {
         this.#counts.inFlight--;
+        if (trace !== undefined) traceFailed(trace, error, true);
         if (lane.abandoned) return;
         lane.busy = false;
         this.#callFailed(lane, operation, item, error);

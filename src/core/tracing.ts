@@ -1,0 +1,50 @@
+/**
+ * What the coalescer tells APMs and metrics, on `node:diagnostics_channel` (the built-in that
+ * OpenTelemetry instrumentations and undici use): a tracing channel around each store call,
+ * and plain channels for what is given up and what is dropped. Nothing is built or published
+ * while nobody subscribes, and `enqueue` publishes nothing at all.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { Fields, Patch } from './types.js';
+
+/** The tracing channel around each store call: `tracing:event-coalescer:store:start` and so on. */
+export const STORE_CHANNEL = 'event-coalescer:store';
+/** Published once for each thing given up (what `onError` receives). */
+export const GIVE_UP_CHANNEL = 'event-coalescer:give-up';
+/** Published for each patch refused after `close()`. */
+export const DROP_CHANNEL = 'event-coalescer:drop';
+
+/**
+ * The context of a store call, as `start`, `end`, `asyncStart`, `asyncEnd` and `error` see it.
+ * `result` or `error` are set once the call settled.
+ */
+export interface StoreCallContext<F extends object = Fields> {
+  operation: 'upsert' | 'getByWorkspaceId' | 'remove';
+  workspaceId: string;
+  /** The merged patch's source label; `undefined` for a removal. */
+  source: string | undefined;
+  /** The merged patch; `undefined` for a removal. */
+  fields: Patch<F> | undefined;
+  /** 1 for the first try of this patch or removal, 2 for its first retry, … */
+  attempt: number;
+  result?: unknown;
+  error?: unknown;
+}
+
+/** The message of {@link GIVE_UP_CHANNEL}: the error and the context `onError` receives. */
+export interface GiveUpMessage {
+  error: unknown;
+  context: object;
+}
+
+/** The message of {@link DROP_CHANNEL}. */
+export interface DropMessage {
+  workspaceId: string;
+  source: string;
+}
+
+export const storeChannel = diagnosticsChannel.tracingChannel<unknown, StoreCallContext>(
+  STORE_CHANNEL,
+);
+export const giveUpChannel = diagnosticsChannel.channel(GIVE_UP_CHANNEL);
+export const dropChannel = diagnosticsChannel.channel(DROP_CHANNEL);
