@@ -1,0 +1,27 @@
+/**
+ * A Fastify plugin: the collector starts when the server is ready and stops — detached,
+ * flushed and drained — when it closes, before `close()` resolves.
+ *
+ *   await app.register(eventCollectorPlugin, { deps: { store, sources } });
+ */
+import {
+  type CollectorDeps,
+  configureEventCollector,
+  type Fields,
+  stopEventCollector,
+} from 'event-coalescer';
+import type { FastifyInstance } from 'fastify';
+
+export async function eventCollectorPlugin<F extends object = Fields>(
+  app: FastifyInstance,
+  options: { deps: CollectorDeps<F> },
+): Promise<void> {
+  app.addHook('onReady', async () => {
+    configureEventCollector(options.deps);
+  });
+  app.addHook('onClose', async () => {
+    await stopEventCollector();
+  });
+}
+// Hooks registered by the plugin apply to the whole server, not only to its own context.
+(eventCollectorPlugin as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

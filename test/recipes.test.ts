@@ -1,0 +1,120 @@
+import { EventEmitter } from 'node:events';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { eventCollectorPlugin } from '../examples/fastify.js';
+import { instrumentCoalescer } from '../examples/metrics.js';
+import { type Span, traceStoreCalls } from '../examples/spans.js';
+import { createMemorySnapshotStore, EventCoalescer, type SnapshotStore } from '../src/index.js';
+
+/** A memory store whose upserts answer asynchronously, and fail when `fail` says so. */
+function asyncStore(fail: (call: number) => boolean = () => false) {
+  const memory = createMemorySnapshotStore();
+  let calls = 0;
+  const store: SnapshotStore = {
+    upsert: async (id, fields, source) => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      if (fail(++calls)) throw new Error('store down');
+      memory.upsert(id, fields, source);
+    },
+    getByWorkspaceId: (id) => memory.getByWorkspaceId(id),
+    remove: (id) => memory.remove(id),
+  };
+  return { store, memory };
+}
+
+describe('the prom-client recipe (examples/metrics.ts)', () => {
+  it('exposes stats() as counters and gauges, store-call durations and events per write', async () => {
+    const registry = new Registry();
+    const { store } = asyncStore((call) => call === 1);
+    const coalescer = new EventCoalescer(store, {
+      windowMs: 5,
+      canCreate: () => true,
+      retry: { attempts: 2, delayMs: 5 },
+    });
+    const stop = instrumentCoalescer(coalescer, registry);
+    try {
+      for (let i = 0; i < 5; i++) coalescer.enqueue('ws-1', { i }, 's');
+      for (let i = 0; i < 3; i++) coalescer.enqueue('ws-2', { i }, 's');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      await coalescer.flushAll();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await coalescer.close();
+      const text = await registry.metrics();
+      expect(text).toMatch(/^event_coalescer_enqueued_total 8$/m);
+      expect(text).toMatch(/^event_coalescer_flushed_total 2$/m);
+      expect(text).toMatch(/^event_coalescer_retried_total 1$/m);
+      expect(text).toMatch(/^event_coalescer_in_flight 0$/m);
+      expect(text).toMatch(/^event_coalescer_events_per_write 4$/m);
+      expect(text).toMatch(
+        /^event_coalescer_store_call_duration_seconds_count\{operation="upsert",outcome="ok"\} 2$/m,
+      );
+      expect(text).toMatch(
+        /^event_coalescer_store_call_duration_seconds_count\{operation="upsert",outcome="error"\} 1$/m,
+      );
+      // A second scrape adds nothing that did not happen.
+      expect(await registry.metrics()).toMatch(/^event_coalescer_enqueued_total 8$/m);
+    } finally {
+      stop();
+    }
+  });
+});
+
+describe('the span recipe (examples/spans.ts)', () => {
+  it('exports one span per store call, failed ones with an error status', async () => {
+    const spans: Span[] = [];
+    const stop = traceStoreCalls((span) => spans.push(span));
+    try {
+      const { store } = asyncStore((call) => call === 1);
+      const coalescer = new EventCoalescer(store, {
+        canCreate: () => true,
+        retry: { attempts: 2, delayMs: 5 },
+      });
+      coalescer.enqueue('ws-1', { a: 1 }, 'event:x', { immediate: true });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      await coalescer.close();
+      expect(spans.map((span) => [span.name, span.attributes, span.status.code])).toEqual([
+        [
+          'event-coalescer upsert',
+          { 'workspace.id': 'ws-1', 'coalescer.source': 'event:x', 'coalescer.attempt': 1 },
+          'ERROR',
+        ],
+        [
+          'event-coalescer upsert',
+          { 'workspace.id': 'ws-1', 'coalescer.source': 'event:x', 'coalescer.attempt': 2 },
+          'OK',
+        ],
+      ]);
+      for (const span of spans) expect(span.endTime).toBeGreaterThanOrEqual(span.startTime);
+    } finally {
+      stop();
+    }
+  });
+});
+
+describe('the Fastify recipe (examples/fastify.ts)', () => {
+  it('starts the collector when ready, and lands the merged write before close() resolves', async () => {
+    const { default: Fastify } = await import('fastify');
+    const domain = new EventEmitter();
+    const { store, memory } = asyncStore();
+    const app = Fastify();
+    await app.register(eventCollectorPlugin, {
+      deps: {
+        store,
+        canCreate: () => true,
+        sources: [
+          {
+            emitter: domain,
+            event: 'changed',
+            map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
+          },
+        ],
+      },
+    });
+    await app.ready();
+    for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
+    expect(memory.getByWorkspaceId('ws-1')).toBeUndefined();
+    await app.close();
+    expect(memory.getByWorkspaceId('ws-1')).toMatchObject({ fields: { n: 5 }, version: 1 });
+    expect(domain.listenerCount('changed')).toBe(0);
+  });
+});
