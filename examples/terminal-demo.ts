@@ -1,0 +1,240 @@
+/**
+ * The terminal demo: a simulated host whose five domain emitters produce realistic bursts for
+ * N workspaces, wired through configureEventCollector + workspaceSnapshotSources + the memory
+ * store (or Redis, with --redis URL). Prints one line per store change and a summary on exit.
+ */
+import { EventEmitter } from 'node:events';
+import type { SnapshotStore } from 'event-coalescer';
+import {
+  configureEventCollector,
+  PR_SNAPSHOT_UPDATED,
+  RATCHET_STATE_CHANGED,
+  RUN_SCRIPT_STATUS_CHANGED,
+  stopEventCollector,
+  WORKSPACE_ACTIVE,
+  WORKSPACE_IDLE,
+  WORKSPACE_STATE_CHANGED,
+  type WorkspaceSnapshotFields,
+  workspaceSnapshotSources,
+} from 'event-coalescer/collector';
+import { createMemorySnapshotStore } from 'event-coalescer/memory';
+import { createRedisSnapshotStore } from 'event-coalescer/redis';
+import { Cluster, Redis } from 'ioredis';
+
+import {
+  clusterNodes,
+  durationS,
+  flags,
+  quiet,
+  rate,
+  redisUrl,
+  windowMs,
+  workspaceCount,
+} from './demo-options.js';
+
+// --- the host's domains: they emit, and know nothing of the snapshot ----------------------
+const domains = {
+  workspaceStateMachine: new EventEmitter(),
+  prSnapshotService: new EventEmitter(),
+  ratchetService: new EventEmitter(),
+  runScriptStateMachine: new EventEmitter(),
+  workspaceActivityService: new EventEmitter(),
+};
+
+// --- the snapshot and the collector ---------------------------------------------------------
+const redis =
+  clusterNodes !== undefined
+    ? new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+    : redisUrl === undefined
+      ? undefined
+      : new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+const store =
+  redis === undefined
+    ? createMemorySnapshotStore<WorkspaceSnapshotFields>()
+    : createRedisSnapshotStore<WorkspaceSnapshotFields>(redis, { prefix: 'demo:' });
+// The Redis store fails fast while its client is not connected: connect first.
+if (redis !== undefined && redis.status !== 'ready') {
+  await new Promise((resolve) => redis.once('ready', resolve));
+}
+// A fresh run starts from an empty snapshot.
+for (const entry of await store.getAll()) await store.remove(entry.workspaceId);
+let nextWorkspace = 0;
+const live: string[] = [];
+/** Events emitted per workspace since its last write, and when the first of them came. */
+const unwritten = new Map<string, { events: number; firstAt: number }>();
+const latencies: number[] = [];
+let eventsIn = 0;
+let writesOut = 0;
+let removals = 0;
+let stopping = false;
+let flushedAtShutdown = 0;
+
+/** The host's reconciliation seeds a workspace; the collector then keeps it current. */
+function seedWorkspace(): void {
+  const workspaceId = `ws-${String(++nextWorkspace).padStart(3, '0')}`;
+  void store.upsert(
+    workspaceId,
+    { projectId: 'demo', status: 'NEW', isWorking: false },
+    'reconcile',
+  );
+  live.push(workspaceId);
+}
+for (let i = 0; i < workspaceCount; i++) seedWorkspace();
+
+const format = (fields: object): string =>
+  Object.entries(fields)
+    .map(([key, value]) => `${key}=${JSON.stringify(value)}`)
+    .join(' ');
+
+/** What the collector writes goes through here first, to measure and print it. */
+const observedStore: SnapshotStore<WorkspaceSnapshotFields> = {
+  upsert(workspaceId, fields, source) {
+    const pending = unwritten.get(workspaceId);
+    unwritten.delete(workspaceId);
+    const latencyMs = pending === undefined ? 0 : Date.now() - pending.firstAt;
+    writesOut++;
+    if (stopping) flushedAtShutdown++;
+    latencies.push(latencyMs);
+    if (!quiet) {
+      console.log(
+        `${workspaceId}  ${format(fields)}  ← ${source}  (${pending?.events ?? 0} events, ${latencyMs} ms)`,
+      );
+    }
+    return store.upsert(workspaceId, fields, source);
+  },
+  getByWorkspaceId: (workspaceId) => store.getByWorkspaceId(workspaceId),
+  remove(workspaceId) {
+    unwritten.delete(workspaceId);
+    removals++;
+    if (!quiet) console.log(`${workspaceId}  removed (archived)`);
+    return store.remove(workspaceId);
+  },
+};
+
+configureEventCollector({
+  store: observedStore,
+  sources: workspaceSnapshotSources(domains),
+  windowMs,
+  logger: console,
+});
+
+// --- the simulation: bursts of related events, a few milliseconds apart ----------------------
+const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
+const STATUSES = ['READY', 'PROVISIONING', 'RUNNING', 'READY'] as const;
+
+function emitOne(workspaceId: string): void {
+  eventsIn++;
+  const entry = unwritten.get(workspaceId);
+  if (entry === undefined) unwritten.set(workspaceId, { events: 1, firstAt: Date.now() });
+  else entry.events++;
+  const roll = Math.random();
+  if (roll < 0.2) {
+    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+      workspaceId,
+      fromStatus: 'READY',
+      toStatus: pick(STATUSES),
+    });
+  } else if (roll < 0.4) {
+    domains.prSnapshotService.emit(PR_SNAPSHOT_UPDATED, {
+      workspaceId,
+      prNumber: 100 + Math.floor(Math.random() * 50),
+      prState: pick(['OPEN', 'MERGED']),
+      prCiStatus: pick(['PENDING', 'PASSING', 'FAILING']),
+      prReviewState: 'REVIEW_REQUIRED',
+    });
+  } else if (roll < 0.6) {
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
+      workspaceId,
+      fromState: 'IDLE',
+      toState: pick(['IDLE', 'CHECKING', 'FIXING']),
+    });
+  } else if (roll < 0.75) {
+    domains.runScriptStateMachine.emit(RUN_SCRIPT_STATUS_CHANGED, {
+      workspaceId,
+      fromStatus: 'IDLE',
+      toStatus: pick(['RUNNING', 'IDLE', 'FAILED']),
+    });
+  } else {
+    const event = Math.random() < 0.5 ? WORKSPACE_ACTIVE : WORKSPACE_IDLE;
+    domains.workspaceActivityService.emit(event, { workspaceId });
+  }
+}
+
+function archive(workspaceId: string): void {
+  eventsIn++;
+  unwritten.set(workspaceId, { events: 1, firstAt: Date.now() });
+  live.splice(live.indexOf(workspaceId), 1);
+  domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+    workspaceId,
+    fromStatus: 'READY',
+    toStatus: 'ARCHIVED',
+  });
+  seedWorkspace();
+}
+
+const burstTimers = new Set<NodeJS.Timeout>();
+function burst(): void {
+  const workspaceId = pick(live);
+  if (Math.random() < 0.02) {
+    archive(workspaceId);
+    return;
+  }
+  const size = 1 + Math.floor(Math.random() * 5);
+  for (let i = 0; i < size; i++) {
+    const timer = setTimeout(() => {
+      burstTimers.delete(timer);
+      if (!stopping && live.includes(workspaceId)) emitOne(workspaceId);
+    }, i * 5);
+    burstTimers.add(timer);
+  }
+}
+
+// Bursts average three events each.
+const burstsPerTick = rate / 3 / 100;
+let owed = 0;
+const ticker = setInterval(() => {
+  owed += burstsPerTick;
+  for (; owed >= 1; owed--) burst();
+}, 10);
+
+// --- shutdown: the host's stop hook ----------------------------------------------------------
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+async function shutdown(reason: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  clearInterval(ticker);
+  for (const timer of burstTimers) clearTimeout(timer);
+  if (durationTimer !== undefined) clearTimeout(durationTimer);
+  await stopEventCollector();
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const ratio = writesOut === 0 ? 0 : eventsIn / (writesOut + removals);
+  console.log(
+    [
+      '',
+      `stopped (${reason}); flushed ${flushedAtShutdown} pending write(s) at shutdown`,
+      `events in:        ${eventsIn}`,
+      `writes out:       ${writesOut} (+ ${removals} removals)`,
+      `coalescing ratio: ${ratio.toFixed(2)} events per write`,
+      `latency (ms):     p50 ${percentile(sorted, 50)}  p99 ${percentile(sorted, 99)}  max ${sorted.at(-1) ?? 0}`,
+      `snapshot:         ${(await store.getAll()).length} workspaces${redis === undefined ? '' : ` in Redis (${redisUrl ?? `cluster ${flags['redis-cluster']}`})`}`,
+    ].join('\n'),
+  );
+  redis?.disconnect();
+}
+
+process.once('SIGINT', () => void shutdown('SIGINT'));
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
+const durationTimer =
+  durationS > 0
+    ? setTimeout(() => void shutdown(`after ${durationS} s`), durationS * 1000)
+    : undefined;
+if (!quiet) {
+  console.log(
+    `simulating ${workspaceCount} workspaces at ~${rate} events/s, window ${windowMs} ms` +
+      (durationS > 0 ? ` for ${durationS} s` : ' until Ctrl-C'),
+  );
+}
