@@ -43,3 +43,38 @@ describe('the demo (npm start)', () => {
     }
   });
 });
+
+describe('the live page from the command line (npm start -- --web)', () => {
+  it('prints its URL on the first line, serves the page there, and stops after --duration', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(
+      'node',
+      [
+        '--import',
+        'tsx',
+        'examples/demo.ts',
+        '--web',
+        '--port',
+        '0',
+        '--duration',
+        '2',
+        '--rate',
+        '50',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let output = '';
+    const firstLine = await new Promise<string>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += String(chunk);
+        if (output.includes('\n')) resolve(output.split('\n')[0] as string);
+      });
+    });
+    expect(firstLine).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const html = await (await fetch(firstLine)).text();
+    expect(html).toContain('<title>event-coalescer — live snapshot</title>');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(output).toMatch(/events in: \d+, writes out: \d+/);
+  }, 30_000);
+});

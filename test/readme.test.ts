@@ -27,6 +27,8 @@ const ambient: Record<string, string> = {
   PrSnapshotUpdatedEvent: "import type { PrSnapshotUpdatedEvent } from 'event-coalescer';",
   WorkspaceStateChangedEvent: "import type { WorkspaceStateChangedEvent } from 'event-coalescer';",
   sessions: "declare const sessions: import('node:events').EventEmitter;",
+  instrumentCoalescer: "import { instrumentCoalescer } from '../../examples/metrics.js';",
+  collector: "declare const collector: import('event-coalescer').EventCollector;",
   workspaces: "declare const workspaces: import('node:events').EventEmitter;",
   rowToFields: 'declare function rowToFields(row: unknown): Record<string, unknown>;',
   db: `declare const db: {
