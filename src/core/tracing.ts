@@ -47,4 +47,19 @@ export const storeChannel = diagnosticsChannel.tracingChannel<unknown, StoreCall
   STORE_CHANNEL,
 );
 export const giveUpChannel = diagnosticsChannel.channel(GIVE_UP_CHANNEL);
+
+const { start, end, asyncStart, asyncEnd, error } = storeChannel;
+/**
+ * Whether anyone listens to the store calls. Node's tracing channel says so itself; Bun's has
+ * no `hasSubscribers`, so its five channels are asked.
+ */
+export const storeCallsTraced: () => boolean =
+  typeof storeChannel.hasSubscribers === 'boolean'
+    ? () => storeChannel.hasSubscribers
+    : () =>
+        start.hasSubscribers ||
+        end.hasSubscribers ||
+        asyncStart.hasSubscribers ||
+        asyncEnd.hasSubscribers ||
+        error.hasSubscribers;
 export const dropChannel = diagnosticsChannel.channel(DROP_CHANNEL);

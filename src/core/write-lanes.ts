@@ -18,7 +18,7 @@ import type { ResolvedOptions } from './options.js';
 import { PendingPatch } from './pending-patch.js';
 import type { StoreCalls, StoreOperation } from './store-calls.js';
 import { clearTimer, setTimer } from './timers.js';
-import { type StoreCallContext, storeChannel } from './tracing.js';
+import { type StoreCallContext, storeCallsTraced, storeChannel } from './tracing.js';
 import type { CoalescerStats, Patch } from './types.js';
 
 /** The counters behind `stats()`, shared with the coalescer. */
@@ -242,9 +242,7 @@ export class WriteLanes<F extends object> {
     lane.current = item;
     const patch = item instanceof PendingPatch ? item : undefined;
     // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
-    const trace = storeChannel.hasSubscribers
-      ? traceContext(operation, lane, patch, item)
-      : undefined;
+    const trace = storeCallsTraced() ? traceContext(operation, lane, patch, item) : undefined;
     const answer =
       trace === undefined
         ? this.#store.invoke(operation, lane.workspaceId, patch)
