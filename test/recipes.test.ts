@@ -118,3 +118,32 @@ describe('the Fastify recipe (examples/fastify.ts)', () => {
     expect(domain.listenerCount('changed')).toBe(0);
   });
 });
+
+describe('the NestJS recipe (examples/nestjs.ts)', () => {
+  it('starts the collector with the module, and lands the merged write before app.close() resolves', async () => {
+    const { NestFactory } = await import('@nestjs/core');
+    const { eventCollectorModule } = await import('../examples/nestjs.js');
+    const domain = new EventEmitter();
+    const { store, memory } = asyncStore();
+    const app = await NestFactory.createApplicationContext(
+      eventCollectorModule({
+        store,
+        canCreate: () => true,
+        sources: [
+          {
+            emitter: domain,
+            event: 'changed',
+            map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
+          },
+        ],
+      }),
+      { logger: false },
+    );
+    app.enableShutdownHooks();
+    for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
+    expect(memory.getByWorkspaceId('ws-1')).toBeUndefined();
+    await app.close();
+    expect(memory.getByWorkspaceId('ws-1')).toMatchObject({ fields: { n: 5 }, version: 1 });
+    expect(domain.listenerCount('changed')).toBe(0);
+  });
+});
