@@ -1213,8 +1213,10 @@ describe('EventCoalescer maxWaitMs while the event loop is busy', () => {
       { maxWaitMs: 50, canCreate: () => true },
     );
     while (performance.now() - started < 200) coalescer.enqueue('ws-1', { n: 1 }, 's');
-    expect(writesAt.length).toBeGreaterThanOrEqual(3);
-    expect(writesAt[0]).toBeLessThan(60);
+    // Written during the loop, not after it: no timer could have run. (How soon after 50 ms
+    // depends on the machine's load; the fake-timer test above pins the exact moment.)
+    expect(writesAt.length).toBeGreaterThanOrEqual(2);
+    expect(writesAt[0]).toBeLessThan(200);
     void coalescer.close();
   });
 });

@@ -5,6 +5,8 @@
  * while nobody subscribes, and `enqueue` publishes nothing at all.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import type { Lane, Removal } from './lane.js';
+import type { PendingPatch } from './pending-patch.js';
 import type { Fields, Patch } from './types.js';
 
 /** The tracing channel around each store call: `tracing:event-coalescer:store:start` and so on. */
@@ -63,3 +65,41 @@ export const storeCallsTraced: () => boolean =
         asyncEnd.hasSubscribers ||
         error.hasSubscribers;
 export const dropChannel = diagnosticsChannel.channel(DROP_CHANNEL);
+
+/** The context of a traced store call of `lane`. */
+export function traceContext(
+  operation: StoreCallContext['operation'],
+  lane: Lane,
+  patch: PendingPatch | undefined,
+  item: PendingPatch | Removal,
+): StoreCallContext {
+  return {
+    operation,
+    workspaceId: lane.workspaceId,
+    source: patch?.sourceLabel(),
+    fields: patch?.fields,
+    attempt: (patch === undefined ? (item as Removal).failures : lane.failures) + 1,
+  };
+}
+
+/** What a traced call answered: `end` (sync) or `asyncStart` and `asyncEnd`. */
+export function traceDone(trace: StoreCallContext, result: unknown, async: boolean): void {
+  trace.result = result;
+  if (!async) {
+    storeChannel.end.publish(trace);
+    return;
+  }
+  storeChannel.asyncStart.publish(trace);
+  storeChannel.asyncEnd.publish(trace);
+}
+
+export function traceFailed(trace: StoreCallContext, error: unknown, async: boolean): void {
+  trace.error = error;
+  storeChannel.error.publish(trace);
+  if (!async) {
+    storeChannel.end.publish(trace);
+    return;
+  }
+  storeChannel.asyncStart.publish(trace);
+  storeChannel.asyncEnd.publish(trace);
+}

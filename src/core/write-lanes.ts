@@ -18,7 +18,7 @@ import type { ResolvedOptions } from './options.js';
 import { PendingPatch } from './pending-patch.js';
 import type { StoreCalls, StoreOperation } from './store-calls.js';
 import { clearTimer, setTimer } from './timers.js';
-import { type StoreCallContext, storeCallsTraced, storeChannel } from './tracing.js';
+import { storeCallsTraced, storeChannel, traceContext, traceDone, traceFailed } from './tracing.js';
 import type { CoalescerStats, Patch } from './types.js';
 
 /** The counters behind `stats()`, shared with the coalescer. */
@@ -32,43 +32,6 @@ export interface LaneDeps<F extends object> {
   counts: Counts;
   /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
   takePending: (workspaceId: string) => PendingPatch | undefined;
-}
-
-function traceContext(
-  operation: StoreOperation,
-  lane: Lane,
-  patch: PendingPatch | undefined,
-  item: PendingPatch | Removal,
-): StoreCallContext {
-  return {
-    operation,
-    workspaceId: lane.workspaceId,
-    source: patch?.sourceLabel(),
-    fields: patch?.fields,
-    attempt: (patch === undefined ? (item as Removal).failures : lane.failures) + 1,
-  };
-}
-
-/** What a traced call answered: `end` (sync) or `asyncStart` and `asyncEnd`. */
-function traceDone(trace: StoreCallContext, result: unknown, async: boolean): void {
-  trace.result = result;
-  if (!async) {
-    storeChannel.end.publish(trace);
-    return;
-  }
-  storeChannel.asyncStart.publish(trace);
-  storeChannel.asyncEnd.publish(trace);
-}
-
-function traceFailed(trace: StoreCallContext, error: unknown, async: boolean): void {
-  trace.error = error;
-  storeChannel.error.publish(trace);
-  if (!async) {
-    storeChannel.end.publish(trace);
-    return;
-  }
-  storeChannel.asyncStart.publish(trace);
-  storeChannel.asyncEnd.publish(trace);
 }
 
 export class WriteLanes<F extends object> {

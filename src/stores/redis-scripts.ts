@@ -82,3 +82,7 @@ return 1
 `;
 
 export const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
+
+/** Redis does not know the script yet: it is sent in full once. */
+export const isNoScript = (error: unknown): boolean =>
+  String((error as Error | undefined)?.message).includes('NOSCRIPT');

@@ -11,8 +11,11 @@ import type {
   StoreErrorHandler,
 } from '../core/types.js';
 import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
-import { REMOVE, sha1, UPSERT } from './redis-scripts.js';
+import { hashTag, idOfTag, matchPrefix, storeNames } from './redis-names.js';
+import { isNoScript, REMOVE, sha1, UPSERT } from './redis-scripts.js';
 import { notifyAll, storeErrorHandler } from './report.js';
+
+export { redisAclRules } from './redis-names.js';
 
 /** What a store scans for `getAll`: the client, or each master of a cluster. */
 export interface RedisScanner {
@@ -116,96 +119,6 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
   subscribe(listener: SnapshotListener<F>): (() => void) & { ready: Promise<void> };
   /** Closes the change-feed connection the store opened; the client stays the caller's. */
   close(): Promise<void>;
-}
-
-/** `prefix{*` for SCAN MATCH, with the prefix's own glob characters escaped. */
-const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
-const matchPrefix = (prefix: string): string => `${escapeGlob(prefix)}{*`;
-
-const isNoScript = (error: unknown): boolean =>
-  String((error as Error | undefined)?.message).includes('NOSCRIPT');
-
-/** A string option, or `fallback` when undefined. */
-function stringOption(name: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'string') throw new TypeError(expected(name, 'a string', value));
-  return value;
-}
-
-/** A key prefix: braces would take the hash tag away from the workspace id. */
-function prefixOption(name: string, value: unknown, fallback: string): string {
-  const prefix = stringOption(name, value, fallback);
-  if (/[{}]/.test(prefix)) {
-    throw new TypeError(expected(name, 'a string without braces (they make hash tags)', value));
-  }
-  return prefix;
-}
-
-/**
- * The workspace id as a hash tag: Redis hashes the text between a key's first `{` and the
- * next `}`, so braces in an id are written `%7B`/`%7D` (and `%` as `%25`). Every id keeps a
- * non-empty tag of its own, and keys of different ids never meet.
- */
-const hashTag = (workspaceId: string): string =>
-  /[{}%]/.test(workspaceId)
-    ? workspaceId.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D')
-    : workspaceId;
-
-const idOfTag = (tag: string): string =>
-  tag.includes('%') ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%') : tag;
-
-/** The names a store uses, from its options: key prefixes and channel. */
-function storeNames(options: Pick<RedisStoreOptions, 'prefix' | 'tombstonePrefix' | 'channel'>) {
-  const prefix = prefixOption('prefix', options.prefix, 'snapshot:');
-  const tombstonePrefix = prefixOption(
-    'tombstonePrefix',
-    options.tombstonePrefix,
-    `${prefix.replace(/:$/, '')}-removed:`,
-  );
-  const channel = stringOption('channel', options.channel, `${prefix}changes`);
-  return { prefix, tombstonePrefix, channel };
-}
-
-/**
- * The least a store with these options needs from Redis's ACL: its own keys, its channel
- * and the commands it and its scripts call — nothing of another prefix. For
- * `ACL SETUSER <user> on ><password> ...rules`, on every node of a cluster.
- *
- * @example
- * await admin.acl('SETUSER', 'snapshots', 'on', '>secret', ...redisAclRules({ cluster: true }));
- */
-export function redisAclRules(
-  options: Pick<RedisStoreOptions, 'prefix' | 'tombstonePrefix' | 'channel'> & {
-    /** The client is an ioredis `Cluster` (it reads the slot map). */
-    cluster?: boolean;
-    /** The store uses `waitForReplicas`. */
-    waitForReplicas?: boolean;
-  } = {},
-): string[] {
-  const { prefix, tombstonePrefix, channel } = storeNames(options);
-  return [
-    `~${escapeGlob(prefix)}{*`,
-    `~${escapeGlob(tombstonePrefix)}{*`,
-    `&${escapeGlob(channel)}`,
-    // Scripts, and the commands inside them.
-    '+evalsha',
-    '+eval',
-    '+get',
-    '+set',
-    '+del',
-    '+hmget',
-    '+hset',
-    '+publish',
-    // Reads and the change feed.
-    '+hgetall',
-    '+scan',
-    '+subscribe',
-    // What ioredis sends when it connects.
-    '+ping',
-    '+info',
-    ...(options.cluster === true ? ['+cluster|slots', '+cluster|info', '+client|setname'] : []),
-    ...(options.waitForReplicas === true ? ['+wait'] : []),
-  ];
 }
 
 /**

@@ -1,0 +1,100 @@
+/**
+ * The Redis store's names: key prefixes and the hash tag of each workspace, the change-feed
+ * channel, SCAN patterns, and the least ACL a store with these names needs.
+ */
+import { expected } from '../core/describe.js';
+
+/** The options that name a store's keys and channel. */
+export interface StoreNamesOptions {
+  prefix?: string | undefined;
+  tombstonePrefix?: string | undefined;
+  channel?: string | undefined;
+}
+
+/** `text` with the glob characters of SCAN MATCH and ACL patterns escaped. */
+export const escapeGlob = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&');
+/** `prefix{*` for SCAN MATCH: every workspace hash of the prefix. */
+export const matchPrefix = (prefix: string): string => `${escapeGlob(prefix)}{*`;
+
+/** A string option, or `fallback` when undefined. */
+function stringOption(name: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string') throw new TypeError(expected(name, 'a string', value));
+  return value;
+}
+
+/** A key prefix: braces would take the hash tag away from the workspace id. */
+function prefixOption(name: string, value: unknown, fallback: string): string {
+  const prefix = stringOption(name, value, fallback);
+  if (/[{}]/.test(prefix)) {
+    throw new TypeError(expected(name, 'a string without braces (they make hash tags)', value));
+  }
+  return prefix;
+}
+
+/**
+ * The workspace id as a hash tag: Redis hashes the text between a key's first `{` and the
+ * next `}`, so braces in an id are written `%7B`/`%7D` (and `%` as `%25`). Every id keeps a
+ * non-empty tag of its own, and keys of different ids never meet.
+ */
+export const hashTag = (workspaceId: string): string =>
+  /[{}%]/.test(workspaceId)
+    ? workspaceId.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D')
+    : workspaceId;
+
+export const idOfTag = (tag: string): string =>
+  tag.includes('%') ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%') : tag;
+
+/** The names a store uses, from its options: key prefixes and channel. */
+export function storeNames(options: StoreNamesOptions) {
+  const prefix = prefixOption('prefix', options.prefix, 'snapshot:');
+  const tombstonePrefix = prefixOption(
+    'tombstonePrefix',
+    options.tombstonePrefix,
+    `${prefix.replace(/:$/, '')}-removed:`,
+  );
+  const channel = stringOption('channel', options.channel, `${prefix}changes`);
+  return { prefix, tombstonePrefix, channel };
+}
+
+/**
+ * The least a store with these options needs from Redis's ACL: its own keys, its channel
+ * and the commands it and its scripts call — nothing of another prefix. For
+ * `ACL SETUSER <user> on ><password> ...rules`, on every node of a cluster.
+ *
+ * @example
+ * await admin.acl('SETUSER', 'snapshots', 'on', '>secret', ...redisAclRules({ cluster: true }));
+ */
+export function redisAclRules(
+  options: StoreNamesOptions & {
+    /** The client is an ioredis `Cluster` (it reads the slot map). */
+    cluster?: boolean;
+    /** The store uses `waitForReplicas`. */
+    waitForReplicas?: boolean;
+  } = {},
+): string[] {
+  const { prefix, tombstonePrefix, channel } = storeNames(options);
+  return [
+    `~${escapeGlob(prefix)}{*`,
+    `~${escapeGlob(tombstonePrefix)}{*`,
+    `&${escapeGlob(channel)}`,
+    // Scripts, and the commands inside them.
+    '+evalsha',
+    '+eval',
+    '+get',
+    '+set',
+    '+del',
+    '+hmget',
+    '+hset',
+    '+publish',
+    // Reads and the change feed.
+    '+hgetall',
+    '+scan',
+    '+subscribe',
+    // What ioredis sends when it connects.
+    '+ping',
+    '+info',
+    ...(options.cluster === true ? ['+cluster|slots', '+cluster|info', '+client|setname'] : []),
+    ...(options.waitForReplicas === true ? ['+wait'] : []),
+  ];
+}
