@@ -1,5 +1,5 @@
 import { EventCoalescer } from '../core/coalescer.js';
-import { expected } from '../core/describe.js';
+import { assertWorkspaceId, expected } from '../core/describe.js';
 import { adopt, whenSettled } from '../core/guard.js';
 import { isPlainObject } from '../core/merge.js';
 import type { CoalescerOptions, Fields, Patch, SnapshotStore } from '../core/types.js';
@@ -39,12 +39,6 @@ export interface EventCollector<F extends object = Fields> {
   /** Same as `stop()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
-
-const assertWorkspaceId = (workspaceId: unknown): void => {
-  if (typeof workspaceId !== 'string' || workspaceId === '') {
-    throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
-  }
-};
 
 /**
  * Subscribes to the sources' emitters and coalesces what they say into store writes.

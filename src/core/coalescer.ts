@@ -3,7 +3,7 @@
  * joins the two mechanisms — deadlines (when a patch is due) and write lanes (how it is written).
  */
 import { Deadlines } from './deadlines.js';
-import { expected } from './describe.js';
+import { assertWorkspaceId, expected } from './describe.js';
 import { Guard } from './guard.js';
 import { applyStaged, isPlainObject, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
@@ -24,12 +24,6 @@ import { type Counts, WriteLanes } from './write-lanes.js';
 
 const getPrototypeOf = Object.getPrototypeOf;
 const objectPrototype = Object.prototype;
-
-function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is string {
-  if (typeof workspaceId !== 'string' || workspaceId === '') {
-    throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
-  }
-}
 
 /**
  * Merges the field patches of each workspace within a short window and writes one

@@ -19,3 +19,10 @@ export function describeValue(value: unknown): string {
 export function expected(argument: string, expectation: string, received: unknown): string {
   return `Expected \`${argument}\` to be ${expectation}, got ${describeValue(received)}`;
 }
+
+/** Throws the usual error unless `workspaceId` is a non-empty string. */
+export function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is string {
+  if (typeof workspaceId !== 'string' || workspaceId === '') {
+    throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
+  }
+}
