@@ -7,13 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { SnapshotStore } from 'event-coalescer';
 import {
   configureEventCollector,
-  PR_SNAPSHOT_UPDATED,
-  RATCHET_STATE_CHANGED,
-  RUN_SCRIPT_STATUS_CHANGED,
   stopEventCollector,
-  WORKSPACE_ACTIVE,
-  WORKSPACE_IDLE,
-  WORKSPACE_STATE_CHANGED,
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
 } from 'event-coalescer/collector';
@@ -31,6 +25,7 @@ import {
   windowMs,
   workspaceCount,
 } from './demo-options.js';
+import { simulate } from './web/simulation.js';
 
 // --- the host's domains: they emit, and know nothing of the snapshot ----------------------
 const domains = {
@@ -58,8 +53,6 @@ if (redis !== undefined && redis.status !== 'ready') {
 }
 // A fresh run starts from an empty snapshot.
 for (const entry of await store.getAll()) await store.remove(entry.workspaceId);
-let nextWorkspace = 0;
-const live: string[] = [];
 /** Events emitted per workspace since its last write, and when the first of them came. */
 const unwritten = new Map<string, { events: number; firstAt: number }>();
 const latencies: number[] = [];
@@ -68,18 +61,6 @@ let writesOut = 0;
 let removals = 0;
 let stopping = false;
 let flushedAtShutdown = 0;
-
-/** The host's reconciliation seeds a workspace; the collector then keeps it current. */
-function seedWorkspace(): void {
-  const workspaceId = `ws-${String(++nextWorkspace).padStart(3, '0')}`;
-  void store.upsert(
-    workspaceId,
-    { projectId: 'demo', status: 'NEW', isWorking: false },
-    'reconcile',
-  );
-  live.push(workspaceId);
-}
-for (let i = 0; i < workspaceCount; i++) seedWorkspace();
 
 const format = (fields: object): string =>
   Object.entries(fields)
@@ -119,83 +100,23 @@ configureEventCollector({
 });
 
 // --- the simulation: bursts of related events, a few milliseconds apart ----------------------
-const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
-const STATUSES = ['READY', 'PROVISIONING', 'RUNNING', 'READY'] as const;
-
-function emitOne(workspaceId: string): void {
-  eventsIn++;
-  const entry = unwritten.get(workspaceId);
-  if (entry === undefined) unwritten.set(workspaceId, { events: 1, firstAt: Date.now() });
-  else entry.events++;
-  const roll = Math.random();
-  if (roll < 0.2) {
-    domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
+const simulation = simulate(domains, {
+  workspaces: workspaceCount,
+  rate,
+  // The host's reconciliation seeds a workspace; the collector then keeps it current.
+  seed: (workspaceId) =>
+    void store.upsert(
       workspaceId,
-      fromStatus: 'READY',
-      toStatus: pick(STATUSES),
-    });
-  } else if (roll < 0.4) {
-    domains.prSnapshotService.emit(PR_SNAPSHOT_UPDATED, {
-      workspaceId,
-      prNumber: 100 + Math.floor(Math.random() * 50),
-      prState: pick(['OPEN', 'MERGED']),
-      prCiStatus: pick(['PENDING', 'PASSING', 'FAILING']),
-      prReviewState: 'REVIEW_REQUIRED',
-    });
-  } else if (roll < 0.6) {
-    domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
-      workspaceId,
-      fromState: 'IDLE',
-      toState: pick(['IDLE', 'CHECKING', 'FIXING']),
-    });
-  } else if (roll < 0.75) {
-    domains.runScriptStateMachine.emit(RUN_SCRIPT_STATUS_CHANGED, {
-      workspaceId,
-      fromStatus: 'IDLE',
-      toStatus: pick(['RUNNING', 'IDLE', 'FAILED']),
-    });
-  } else {
-    const event = Math.random() < 0.5 ? WORKSPACE_ACTIVE : WORKSPACE_IDLE;
-    domains.workspaceActivityService.emit(event, { workspaceId });
-  }
-}
-
-function archive(workspaceId: string): void {
-  eventsIn++;
-  unwritten.set(workspaceId, { events: 1, firstAt: Date.now() });
-  live.splice(live.indexOf(workspaceId), 1);
-  domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
-    workspaceId,
-    fromStatus: 'READY',
-    toStatus: 'ARCHIVED',
-  });
-  seedWorkspace();
-}
-
-const burstTimers = new Set<NodeJS.Timeout>();
-function burst(): void {
-  const workspaceId = pick(live);
-  if (Math.random() < 0.02) {
-    archive(workspaceId);
-    return;
-  }
-  const size = 1 + Math.floor(Math.random() * 5);
-  for (let i = 0; i < size; i++) {
-    const timer = setTimeout(() => {
-      burstTimers.delete(timer);
-      if (!stopping && live.includes(workspaceId)) emitOne(workspaceId);
-    }, i * 5);
-    burstTimers.add(timer);
-  }
-}
-
-// Bursts average three events each.
-const burstsPerTick = rate / 3 / 100;
-let owed = 0;
-const ticker = setInterval(() => {
-  owed += burstsPerTick;
-  for (; owed >= 1; owed--) burst();
-}, 10);
+      { projectId: 'demo', status: 'NEW', isWorking: false },
+      'reconcile',
+    ),
+  onEvent(workspaceId) {
+    eventsIn++;
+    const entry = unwritten.get(workspaceId);
+    if (entry === undefined) unwritten.set(workspaceId, { events: 1, firstAt: Date.now() });
+    else entry.events++;
+  },
+});
 
 // --- shutdown: the host's stop hook ----------------------------------------------------------
 function percentile(sorted: number[], p: number): number {
@@ -206,8 +127,7 @@ function percentile(sorted: number[], p: number): number {
 async function shutdown(reason: string): Promise<void> {
   if (stopping) return;
   stopping = true;
-  clearInterval(ticker);
-  for (const timer of burstTimers) clearTimeout(timer);
+  simulation.stop();
   if (durationTimer !== undefined) clearTimeout(durationTimer);
   await stopEventCollector();
   const sorted = [...latencies].sort((a, b) => a - b);

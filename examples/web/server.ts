@@ -155,9 +155,15 @@ export async function startWebDemo(options: WebDemoOptions) {
   });
   const statsTimer = setInterval(() => broadcast('stats', stats()), 250);
 
-  const simulation = simulate(domains, store, {
+  const simulation = simulate(domains, {
     workspaces: options.workspaces,
     rate: options.rate,
+    seed: (workspaceId) =>
+      store.upsert(
+        workspaceId,
+        { projectId: 'demo', status: 'READY', isWorking: false },
+        'reconcile',
+      ),
   });
 
   const server = createServer((request, response) => {

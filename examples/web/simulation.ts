@@ -1,14 +1,15 @@
-/** The simulated domains: seeded workspaces and bursts of related events at a steady rate. */
+/**
+ * The simulated host domains, shared by the terminal demo and the live page: seeded
+ * workspaces and bursts of related events at a steady rate, now and then an archive.
+ */
 import type { EventEmitter } from 'node:events';
 import {
-  type MemorySnapshotStore,
   PR_SNAPSHOT_UPDATED,
   RATCHET_STATE_CHANGED,
   RUN_SCRIPT_STATUS_CHANGED,
   WORKSPACE_ACTIVE,
   WORKSPACE_IDLE,
   WORKSPACE_STATE_CHANGED,
-  type WorkspaceSnapshotFields,
 } from 'event-coalescer';
 
 type Domains = Record<
@@ -22,27 +23,30 @@ type Domains = Record<
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 
-export function simulate(
-  domains: Domains,
-  store: MemorySnapshotStore<WorkspaceSnapshotFields>,
-  options: { workspaces: number; rate: number },
-) {
+export interface SimulationOptions {
+  workspaces: number;
+  /** Domain events per second, all workspaces together; 0 sends none. */
+  rate: number;
+  /** The host's reconciliation, which seeds each new workspace in the store. */
+  seed(workspaceId: string): void;
+  /** Told before each event is emitted (to count it, or time it). */
+  onEvent?(workspaceId: string): void;
+}
+
+export function simulate(domains: Domains, options: SimulationOptions) {
   let next = 0;
   const live: string[] = [];
   const timers = new Set<NodeJS.Timeout>();
-  /** The host's reconciliation seeds a workspace; the collector then keeps it current. */
+  let stopped = false;
   const seed = (): void => {
     const workspaceId = `ws-${String(++next).padStart(3, '0')}`;
-    store.upsert(
-      workspaceId,
-      { projectId: 'demo', status: 'READY', isWorking: false },
-      'reconcile',
-    );
+    options.seed(workspaceId);
     live.push(workspaceId);
   };
   for (let i = 0; i < options.workspaces; i++) seed();
 
   const emitOne = (workspaceId: string): void => {
+    options.onEvent?.(workspaceId);
     const roll = Math.random();
     if (roll < 0.2) {
       domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
@@ -79,7 +83,8 @@ export function simulate(
   const burst = (): void => {
     const workspaceId = pick(live);
     if (Math.random() < 0.02) {
-      // Archived: the card disappears, and a new workspace takes its place.
+      // Archived: removed at once, and a new workspace takes its place.
+      options.onEvent?.(workspaceId);
       live.splice(live.indexOf(workspaceId), 1);
       domains.workspaceStateMachine.emit(WORKSPACE_STATE_CHANGED, {
         workspaceId,
@@ -93,7 +98,7 @@ export function simulate(
     for (let i = 0; i < size; i++) {
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (live.includes(workspaceId)) emitOne(workspaceId);
+        if (!stopped && live.includes(workspaceId)) emitOne(workspaceId);
       }, i * 5);
       timers.add(timer);
     }
@@ -113,6 +118,7 @@ export function simulate(
   return {
     pick: () => pick(live),
     stop(): void {
+      stopped = true;
       if (ticker !== undefined) clearInterval(ticker);
       for (const timer of timers) clearTimeout(timer);
     },
