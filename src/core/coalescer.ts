@@ -5,6 +5,7 @@
 import { Deadlines } from './deadlines.js';
 import { assertWorkspaceId, expected } from './describe.js';
 import { Guard } from './guard.js';
+import type { Counts } from './lane.js';
 import { applyStaged, isPlainObject, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
 import type { PendingPatch } from './pending-patch.js';
@@ -20,7 +21,7 @@ import type {
   Patch,
   SnapshotStore,
 } from './types.js';
-import { type Counts, WriteLanes } from './write-lanes.js';
+import { WriteLanes } from './write-lanes.js';
 
 const getPrototypeOf = Object.getPrototypeOf;
 const objectPrototype = Object.prototype;

@@ -3,8 +3,12 @@
  * waiting behind it, its back-off and the `flush` callers waiting for it to rest.
  * How a lane moves from one call to the next is `WriteLanes`' business.
  */
+import type { Guard } from './guard.js';
+import type { ResolvedOptions } from './options.js';
 import type { PendingPatch } from './pending-patch.js';
+import type { StoreCalls } from './store-calls.js';
 import type { Timer } from './timers.js';
+import type { CoalescerStats } from './types.js';
 
 /** A removal waiting for, or doing, its store call. */
 export interface Removal {
@@ -81,4 +85,17 @@ export function undrainedItems(lane: Lane): Set<PendingPatch | Removal> {
   if (lane.removal !== undefined) items.add(lane.removal);
   if (lane.next !== undefined) items.add(lane.next);
   return items;
+}
+
+/** The counters behind `stats()`, shared with the coalescer. */
+export type Counts = Omit<CoalescerStats, 'pending' | 'waiting'>;
+
+/** What the lanes need from the rest of the coalescer. */
+export interface LaneDeps<F extends object> {
+  store: StoreCalls<F>;
+  options: ResolvedOptions<F>;
+  guard: Guard<F>;
+  counts: Counts;
+  /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
+  takePending: (workspaceId: string) => PendingPatch | undefined;
 }

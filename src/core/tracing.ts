@@ -5,7 +5,6 @@
  * while nobody subscribes, and `enqueue` publishes nothing at all.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { Lane, Removal } from './lane.js';
 import type { PendingPatch } from './pending-patch.js';
 import type { Fields, Patch } from './types.js';
 
@@ -66,20 +65,14 @@ export const storeCallsTraced: () => boolean =
         error.hasSubscribers;
 export const dropChannel = diagnosticsChannel.channel(DROP_CHANNEL);
 
-/** The context of a traced store call of `lane`. */
+/** The context of a traced store call: `attempt` counts from 1. */
 export function traceContext(
   operation: StoreCallContext['operation'],
-  lane: Lane,
+  workspaceId: string,
   patch: PendingPatch | undefined,
-  item: PendingPatch | Removal,
+  attempt: number,
 ): StoreCallContext {
-  return {
-    operation,
-    workspaceId: lane.workspaceId,
-    source: patch?.sourceLabel(),
-    fields: patch?.fields,
-    attempt: (patch === undefined ? (item as Removal).failures : lane.failures) + 1,
-  };
+  return { operation, workspaceId, source: patch?.sourceLabel(), fields: patch?.fields, attempt };
 }
 
 /** What a traced call answered: `end` (sync) or `asyncStart` and `asyncEnd`. */

@@ -5,7 +5,9 @@
  */
 import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
 import {
+  type Counts,
   type Lane,
+  type LaneDeps,
   newLane,
   newRemoval,
   type Removal,
@@ -16,30 +18,18 @@ import {
 import { mergeFields } from './merge.js';
 import type { ResolvedOptions } from './options.js';
 import { PendingPatch } from './pending-patch.js';
+import { RetryPolicy } from './retry-policy.js';
 import type { StoreCalls, StoreOperation } from './store-calls.js';
-import { clearTimer, setTimer } from './timers.js';
+import { clearTimer } from './timers.js';
 import { storeCallsTraced, storeChannel, traceContext, traceDone, traceFailed } from './tracing.js';
-import type { CoalescerStats, Patch } from './types.js';
-
-/** The counters behind `stats()`, shared with the coalescer. */
-export type Counts = Omit<CoalescerStats, 'pending' | 'waiting'>;
-
-/** What the lanes need from the rest of the coalescer. */
-export interface LaneDeps<F extends object> {
-  store: StoreCalls<F>;
-  options: ResolvedOptions<F>;
-  guard: Guard<F>;
-  counts: Counts;
-  /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
-  takePending: (workspaceId: string) => PendingPatch | undefined;
-}
+import type { Patch } from './types.js';
 
 export class WriteLanes<F extends object> {
   readonly #store: StoreCalls<F>;
   readonly #options: ResolvedOptions<F>;
   readonly #guard: Guard<F>;
   readonly #counts: Counts;
-  readonly #takePending: (workspaceId: string) => PendingPatch | undefined;
+  readonly #retries: RetryPolicy<F>;
   readonly #lanes = new Map<string, Lane>();
 
   constructor(deps: LaneDeps<F>) {
@@ -47,7 +37,7 @@ export class WriteLanes<F extends object> {
     this.#options = deps.options;
     this.#guard = deps.guard;
     this.#counts = deps.counts;
-    this.#takePending = deps.takePending;
+    this.#retries = new RetryPolicy(deps, (lane) => this.#pump(lane));
   }
 
   /** Workspaces with a store call running or waiting. */
@@ -205,7 +195,14 @@ export class WriteLanes<F extends object> {
     lane.current = item;
     const patch = item instanceof PendingPatch ? item : undefined;
     // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
-    const trace = storeCallsTraced() ? traceContext(operation, lane, patch, item) : undefined;
+    const trace = storeCallsTraced()
+      ? traceContext(
+          operation,
+          lane.workspaceId,
+          patch,
+          (patch === undefined ? (item as Removal).failures : lane.failures) + 1,
+        )
+      : undefined;
     const answer =
       trace === undefined
         ? this.#store.invoke(operation, lane.workspaceId, patch)
@@ -279,8 +276,8 @@ export class WriteLanes<F extends object> {
     item: PendingPatch | Removal,
     error: unknown,
   ): void {
-    if (operation === 'remove') this.#removalFailed(lane, item as Removal, error);
-    else this.#upsertFailed(lane, item as PendingPatch, error, operation);
+    if (operation === 'remove') this.#retries.removalFailed(lane, item as Removal, error);
+    else this.#retries.upsertFailed(lane, item as PendingPatch, error, operation);
   }
 
   /** Upserts, or first asks the store whether it knows a workspace the patch may not create. */
@@ -288,76 +285,9 @@ export class WriteLanes<F extends object> {
     const canCreate = attempt(this.#options.canCreate, undefined, patch.fields as Patch<F>);
     if (canCreate instanceof Thrown) {
       // A failed attempt of this write, retried and reported like a store failure.
-      this.#upsertFailed(lane, patch, canCreate.error, 'canCreate');
+      this.#retries.upsertFailed(lane, patch, canCreate.error, 'canCreate');
       return;
     }
     this.#call(lane, canCreate ? 'upsert' : 'getByWorkspaceId', patch);
-  }
-
-  #upsertFailed(
-    lane: Lane,
-    patch: PendingPatch,
-    error: unknown,
-    operation: 'upsert' | 'getByWorkspaceId' | 'canCreate',
-  ): void {
-    const workspaceId = lane.workspaceId;
-    const failures = ++lane.failures;
-    if (lane.removal !== undefined) {
-      // Removed meanwhile: writing it now would resurrect the workspace.
-      lane.failures = 0;
-      this.#pump(lane);
-      return;
-    }
-    const source = patch.sourceLabel();
-    if (failures >= this.#options.attempts) {
-      lane.failures = 0;
-      this.#counts.failed++;
-      this.#guard.report(error, {
-        operation,
-        workspaceId,
-        source,
-        fields: patch.fields as Patch<F>,
-      });
-      this.#pump(lane);
-      return;
-    }
-    // Merge the failed patch back under whatever is newer, so nothing lands out of order.
-    let newer = lane.next;
-    if (newer !== undefined) lane.next = undefined;
-    else newer = this.#takePending(workspaceId);
-    if (newer !== undefined) {
-      mergeFields(patch.fields, newer.fields);
-      patch.addSourcesOf(newer);
-    }
-    lane.next = patch;
-    this.#retryLater(lane, failures, error, { operation, workspaceId, source });
-  }
-
-  #removalFailed(lane: Lane, removal: Removal, error: unknown): void {
-    const workspaceId = lane.workspaceId;
-    removal.failures++;
-    if (removal.failures >= this.#options.attempts) {
-      this.#counts.failed++;
-      lane.removal = undefined;
-      this.#guard.report(error, { operation: 'remove', workspaceId });
-      removal.resolve();
-      this.#pump(lane);
-      return;
-    }
-    this.#retryLater(lane, removal.failures, error, { operation: 'remove', workspaceId });
-  }
-
-  #retryLater(lane: Lane, failures: number, error: unknown, context: object): void {
-    this.#counts.retried++;
-    const delayMs = this.#options.retryDelayMs * 2 ** (failures - 1);
-    this.#guard.logger.warn(
-      { ...context, err: error, attempt: failures, delayMs },
-      'event-coalescer: store call failed; retrying',
-    );
-    lane.backoff = setTimer(() => {
-      lane.backoff = undefined;
-      this.#pump(lane);
-    }, delayMs);
-    this.#pump(lane);
   }
 }
