@@ -49,11 +49,6 @@ export class Deadlines {
     this.#onDue = onDue;
   }
 
-  /** Number of workspaces remembered as recently written (leading edge only). */
-  get recentCount(): number {
-    return this.#recent?.size ?? 0;
-  }
-
   /** Nothing pending for the workspace, and no write of it started within `windowMs`. */
   isQuiet(workspaceId: string): boolean {
     if (this.#pending.has(workspaceId)) return false;

@@ -89,10 +89,3 @@ export function setField(target: Record<string, unknown>, key: string, value: un
     target[key] = value;
   }
 }
-
-/** A fresh object holding the defined fields of `patch`. */
-export function copyFields(patch: Record<string, unknown>): Record<string, unknown> {
-  const copy: Record<string, unknown> = {};
-  mergeFields(copy, patch);
-  return copy;
-}
