@@ -2,13 +2,17 @@
 // that its optional peer (ioredis) is never needed by those who do not use it.
 export * from './collector/index.js';
 export { EventCoalescer } from './core/coalescer.js';
+export { ERROR_CODES, type ErrorCode, EventCoalescerError } from './core/errors.js';
+export { defaultRetryable } from './core/retry-rule.js';
 export {
   DROP_CHANNEL,
   type DropMessage,
   GIVE_UP_CHANNEL,
   type GiveUpMessage,
   STORE_CHANNEL,
+  STORE_HEALTH_CHANNEL,
   type StoreCallContext,
+  type StoreHealthMessage,
 } from './core/tracing.js';
 export type {
   CoalescerOptions,
@@ -20,11 +24,13 @@ export type {
   Logger,
   MaybePromise,
   Patch,
+  RetryContext,
   RetryOptions,
   SnapshotChange,
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
+  StoreCallOptions,
   StoreErrorContext,
   StoreErrorHandler,
 } from './core/types.js';

@@ -6,6 +6,7 @@ import {
   stopEventCollector,
 } from '../src/collector/index.js';
 import { deferred, syncStore } from './helpers.js';
+import { storeArgs } from './store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -44,7 +45,7 @@ describe('configureEventCollector and stopEventCollector', () => {
     emitter.emit('change', 'ws-2');
     vi.advanceTimersByTime(150);
     expect(first.upsert).toHaveBeenCalledTimes(1);
-    expect(second.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-2']);
+    expect(storeArgs(second.upsert).map((call) => call[0])).toEqual(['ws-2']);
   });
 
   it('is a no-op when nothing is configured', async () => {

@@ -5,6 +5,7 @@ import mittImport from 'mitt';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector, type EmitterLike } from '../src/collector/index.js';
 import { syncStore } from './helpers.js';
+import { storeArgs } from './store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -111,7 +112,7 @@ describe.each(Object.entries(harnesses))('with %s', (_name, make) => {
     await harness.emit('ws-1');
     await harness.emit('ws-1');
     vi.advanceTimersByTime(150);
-    expect(store.upsert.mock.calls).toEqual([['ws-1', { seen: true }, 'event:change']]);
+    expect(storeArgs(store.upsert)).toEqual([['ws-1', { seen: true }, 'event:change']]);
     await collector.stop();
     expect(harness.listenerCount()).toBe(baseline);
     await harness.emit('ws-2');

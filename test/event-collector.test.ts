@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector, type PatchSource } from '../src/collector/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { gatedStore, settle, syncStore } from './helpers.js';
+import { storeArgs } from './store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -34,7 +35,7 @@ describe('createEventCollector', () => {
     emitter.emit('change', { workspaceId: 'ws-1', value: 1 });
     emitter.emit('change', { workspaceId: 'ws-1', value: 2 });
     vi.advanceTimersByTime(150);
-    expect(store.upsert.mock.calls).toEqual([['ws-1', { value: 2 }, 'event:change']]);
+    expect(storeArgs(store.upsert)).toEqual([['ws-1', { value: 2 }, 'event:change']]);
   });
 
   it('labels writes with the source name when given', () => {
@@ -43,7 +44,7 @@ describe('createEventCollector', () => {
     createEventCollector({ store, sources: [{ ...changeSource(emitter), name: 'domain:x' }] });
     emitter.emit('change', { workspaceId: 'ws-1', value: 1 });
     vi.advanceTimersByTime(150);
-    expect(store.upsert.mock.calls[0]?.[2]).toBe('domain:x');
+    expect(storeArgs(store.upsert)[0]?.[2]).toBe('domain:x');
   });
 
   it('applies every action of an array and ignores undefined and null', () => {
@@ -63,7 +64,7 @@ describe('createEventCollector', () => {
     emitter.emit('batch', ['ws-1', 'ws-2']);
     emitter.emit('batch', null);
     vi.advanceTimersByTime(150);
-    expect(store.upsert.mock.calls.map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
+    expect(storeArgs(store.upsert).map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
   });
 
   it('writes at once an action marked immediate', () => {
@@ -89,7 +90,7 @@ describe('createEventCollector', () => {
     createEventCollector({ store, sources: [changeSource(emitter)] });
     emitter.emit('change', { workspaceId: 'ws-1', value: 1 });
     emitter.emit('change', { workspaceId: 'ws-1', remove: true });
-    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    expect(store.remove).toHaveStoreCall('ws-1');
     vi.advanceTimersByTime(1000);
     expect(store.upsert).not.toHaveBeenCalled();
   });
@@ -112,7 +113,7 @@ describe('createEventCollector', () => {
     });
     target.dispatchEvent(new CustomEvent('ping', { detail: 'ws-1' }));
     vi.advanceTimersByTime(150);
-    expect(store.upsert).toHaveBeenCalledWith('ws-1', { ping: true }, 'event:ping');
+    expect(store.upsert).toHaveStoreCall('ws-1', { ping: true }, 'event:ping');
     return collector.stop();
   });
 

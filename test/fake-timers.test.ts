@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import FakeTimers from '@sinonjs/fake-timers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { gatedStore, settle, syncStore } from './helpers.js';
+import { storeArgs } from './store-matchers.js';
 
 /** Imports a fresh copy of the package, so that fake timers can be installed before it loads. */
 async function freshPackage() {
@@ -28,7 +29,7 @@ describe('vitest fake timers', () => {
       vi.advanceTimersByTime(50);
     }
     // maxWait: written at 250 ms although events kept coming every 50 ms
-    expect(store.upsert.mock.calls[0]?.[1]).toEqual({ i: 4 });
+    expect(storeArgs(store.upsert)[0]?.[1]).toEqual({ i: 4 });
   });
 
   it('drive a coalescer imported before they were installed', async () => {
@@ -45,7 +46,7 @@ describe('vitest fake timers', () => {
     vi.useFakeTimers();
     const { EventCoalescer } = await freshPackage();
     const { store, calls } = gatedStore();
-    const coalescer = new EventCoalescer(store, { canCreate: () => true });
+    const coalescer = new EventCoalescer(store, { canCreate: () => true, retry: { jitter: 0 } });
     coalescer.enqueue('ws-1', { a: 1 }, 's');
     await vi.advanceTimersByTimeAsync(150);
     calls[0]?.gate.reject(new Error('down'));
@@ -73,7 +74,7 @@ describe('@sinonjs/fake-timers (what jest modern timers are built on)', () => {
         coalescer.enqueue('ws-2', { i }, 's');
         clock.tick(50);
       }
-      expect(store.upsert.mock.calls[1]?.[1]).toEqual({ i: 5 });
+      expect(storeArgs(store.upsert)[1]?.[1]).toEqual({ i: 5 });
     } finally {
       clock.uninstall();
     }
@@ -94,6 +95,7 @@ describe('@sinonjs/fake-timers (what jest modern timers are built on)', () => {
             event: 'changed',
             key: (id: string) => id,
             immediate: true,
+            retry: { jitter: 0 },
             refresh: async () => {
               attempts++;
               if (attempts < 3) throw new Error('flaky');
@@ -107,7 +109,7 @@ describe('@sinonjs/fake-timers (what jest modern timers are built on)', () => {
       expect(attempts).toBe(2);
       await clock.tickAsync(2000);
       expect(attempts).toBe(3);
-      expect(store.upsert).toHaveBeenCalledWith('ws-1', { fresh: true }, 'event:changed');
+      expect(store.upsert).toHaveStoreCall('ws-1', { fresh: true }, 'event:changed');
       await collector.stop();
     } finally {
       clock.uninstall();

@@ -1,5 +1,6 @@
 import { vi } from 'vitest';
-import type { Fields, Patch, SnapshotStore } from '../src/index.js';
+import type { Fields, Patch, SnapshotStore, StoreCallOptions } from '../src/index.js';
+import { meaningfulArgs } from './store-matchers.js';
 
 /** A promise with its settle functions, to gate an async store call by hand. */
 export interface Deferred<T = void> {
@@ -30,7 +31,10 @@ export function syncStore(known: (workspaceId: string) => boolean = () => true) 
 
 export interface GatedCall {
   method: 'upsert' | 'remove' | 'getByWorkspaceId';
+  /** What the call carries: its trailing signal and an undefined timestamp left out. */
   args: unknown[];
+  /** The call's signal, aborted when the coalescer stops waiting for it. */
+  signal: AbortSignal | undefined;
   gate: Deferred<unknown>;
 }
 
@@ -41,7 +45,8 @@ export function gatedStore() {
     (method: GatedCall['method']) =>
     (...args: unknown[]) => {
       const gate = deferred<unknown>();
-      calls.push({ method, args, gate });
+      const call = args[args.length - 1] as StoreCallOptions | undefined;
+      calls.push({ method, args: meaningfulArgs(args), signal: call?.signal, gate });
       return gate.promise;
     };
   const store: SnapshotStore = {

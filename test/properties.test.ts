@@ -7,10 +7,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventCoalescer, type Fields, type Patch, type SnapshotStore } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
 
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 500);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
 const WINDOW_MS = 100;
 const MAX_WAIT_MS = 250;
 const DRAIN_TIMEOUT_MS = 5000;
+const CALL_TIMEOUT_MS = 1000;
 const WORKSPACES = ['a', 'b', 'c'] as const;
 const SOURCES = ['s1', 's2', 's3'] as const;
 
@@ -23,7 +24,11 @@ type Command =
   | { kind: 'settle'; call: number; ok: boolean }
   | { kind: 'throwNext' }
   | { kind: 'answerStyle'; style: AnswerStyle }
-  | { kind: 'callbacksThrow'; on: boolean };
+  | { kind: 'callbacksThrow'; on: boolean }
+  | { kind: 'outage'; ms: number; mode: OutageMode };
+
+/** How a store that is away answers: every call fails, hangs, or does one or the other. */
+type OutageMode = 'fail' | 'hang' | 'both';
 
 /** How the store's next answers come back: a native promise, or a thenable of some oddity. */
 type AnswerStyle = 'promise' | 'thenable' | 'settlesTwice' | 'settlesBothWays' | 'thenThrows';
@@ -78,8 +83,14 @@ const asyncCommand: fc.Arbitrary<Command> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('throwNext' as const) }) },
 );
+const outage = fc.record({
+  kind: fc.constant('outage' as const),
+  ms: fc.integer({ min: 0, max: 20_000 }),
+  mode: fc.constantFrom<OutageMode>('fail', 'hang', 'both'),
+});
 /** The async commands, plus odd thenables from the store and callbacks that throw. */
 const hostileCommand: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 1, arbitrary: outage },
   { weight: 12, arbitrary: asyncCommand },
   {
     weight: 2,
@@ -152,9 +163,29 @@ function asyncFaultyStore() {
   let overlap = false;
   let throwNext = false;
   let style: AnswerStyle = 'promise';
+  let away: OutageMode | undefined;
+  let awayCalls = 0;
   const calls: Array<{ settle(ok: boolean): void }> = [];
   const landed: Array<{ ws: string; fields: Patch }> = [];
-  const call = (ws: string, apply: () => void, fields?: Patch): PromiseLike<void> => {
+  const call = (
+    ws: string,
+    apply: () => void,
+    signal: AbortSignal | undefined,
+    fields?: Patch,
+  ): PromiseLike<void> => {
+    if (away !== undefined) {
+      const hang = away === 'hang' || (away === 'both' && awayCalls++ % 2 === 0);
+      if (!hang) return Promise.reject(new Error('store away'));
+      // A hung call holds its workspace at the store until the coalescer aborts it.
+      inFlight.set(ws, (inFlight.get(ws) ?? 0) + 1);
+      if ((inFlight.get(ws) ?? 0) > 1) overlap = true;
+      return new Promise<void>((_resolve, reject) => {
+        signal?.addEventListener('abort', () => {
+          inFlight.set(ws, (inFlight.get(ws) ?? 1) - 1);
+          reject(signal.reason);
+        });
+      });
+    }
     if (throwNext) {
       throwNext = false;
       throw new Error('synchronous store failure');
@@ -173,8 +204,18 @@ function asyncFaultyStore() {
     inFlight.set(ws, now);
     if (now > 1) overlap = true;
     const promise = new Promise<void>((resolve, reject) => {
+      let settled = false;
+      // The store honours the signal: a call the coalescer stopped waiting for never lands.
+      signal?.addEventListener('abort', () => {
+        if (settled) return;
+        settled = true;
+        inFlight.set(ws, (inFlight.get(ws) ?? 1) - 1);
+        reject(signal.reason);
+      });
       calls.push({
         settle(ok) {
+          if (settled) return;
+          settled = true;
           inFlight.set(ws, (inFlight.get(ws) ?? 1) - 1);
           if (ok) {
             apply();
@@ -189,10 +230,10 @@ function asyncFaultyStore() {
     return answerAs(style, promise);
   };
   const store: SnapshotStore = {
-    upsert: (id, fields, source) =>
-      call(id, () => memory.upsert(id, fields, source), { ...fields }),
+    upsert: (id, fields, source, _timestamp, options) =>
+      call(id, () => memory.upsert(id, fields, source), options?.signal, { ...fields }),
     getByWorkspaceId: (id) => memory.getByWorkspaceId(id),
-    remove: (id) => call(id, () => memory.remove(id)),
+    remove: (id, _timestamp, options) => call(id, () => memory.remove(id), options?.signal),
   };
   return {
     store,
@@ -206,6 +247,10 @@ function asyncFaultyStore() {
     },
     answerStyle(next: AnswerStyle) {
       style = next;
+    },
+    /** The store goes away (`mode`) or comes back (`undefined`). */
+    outage(mode: OutageMode | undefined) {
+      away = mode;
     },
     settle(index: number, ok: boolean) {
       if (calls.length === 0) return;
@@ -247,9 +292,9 @@ async function runAsync(
   /** Workspaces whose removal failed every attempt: reported, so they may remain. */
   const removalsGivenUp = new Set<string>();
   // Callbacks that throw while `callbacksThrow` is on: the logger and onError always,
-  // canCreate every other call (so that a patch still lands within its attempts).
+  // canCreate the first time it sees each merged patch (so that every patch can still land).
   let callbacksThrow = false;
-  let canCreateCalls = 0;
+  const seenByCanCreate = new WeakSet<object>();
   const throwIfHostile = (): void => {
     if (callbacksThrow) throw new Error('callback threw');
   };
@@ -257,11 +302,14 @@ async function runAsync(
   const coalescer = new EventCoalescer(faulty.store, {
     windowMs: WINDOW_MS,
     maxWaitMs: MAX_WAIT_MS,
-    canCreate: () => {
-      if (callbacksThrow && ++canCreateCalls % 2 === 1) throw new Error('canCreate threw');
+    canCreate: (fields) => {
+      const firstLook = !seenByCanCreate.has(fields);
+      seenByCanCreate.add(fields);
+      if (callbacksThrow && firstLook) throw new Error('canCreate threw');
       return true;
     },
-    retry: { attempts, delayMs: 50 },
+    retry: { attempts, delayMs: 50, maxDelayMs: 1000 },
+    callTimeoutMs: CALL_TIMEOUT_MS,
     drainTimeoutMs: DRAIN_TIMEOUT_MS,
     leading,
     logger,
@@ -312,10 +360,15 @@ async function runAsync(
       case 'callbacksThrow':
         callbacksThrow = command.on;
         break;
+      case 'outage':
+        faulty.outage(command.mode);
+        await vi.advanceTimersByTimeAsync(command.ms);
+        faulty.outage(undefined);
+        break;
     }
   }
-  // Drain: close() flushes and cuts every back-off short; every store call now answers,
-  // or (`hang`) none does, and only drainTimeoutMs ends the drain.
+  // Drain: close() flushes and cuts every back-off short; every store call now answers (time
+  // runs, so later retries come too), or (`hang`) none does, and only drainTimeoutMs ends it.
   let closed = false;
   const closing = coalescer.close().then(() => {
     closed = true;
@@ -326,11 +379,21 @@ async function runAsync(
     for (let round = 0; round < 1000 && !closed; round++) {
       faulty.settleAll();
       await microtasks();
+      if (!closed) await vi.advanceTimersByTimeAsync(25);
     }
   }
   const closedInTime = closed;
   await closing;
-  return { faulty, coalescer, model, reported, tags, closedInTime, removalsGivenUp };
+  return {
+    faulty,
+    coalescer,
+    model,
+    reported,
+    tags,
+    closedInTime,
+    removalsGivenUp,
+    givenUp: coalescer.stats().failed,
+  };
 }
 
 /** Runs commands against a synchronous store that never fails, checking every write's timing. */
@@ -439,10 +502,12 @@ describe('EventCoalescer properties', () => {
   it('1. once drained, the store equals the model for every workspace', async () => {
     await fc.assert(
       fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
-        const { faulty, model } = await runAsync(commands, 1000);
+        const { faulty, model, givenUp } = await runAsync(commands, Infinity);
         for (const id of WORKSPACES) {
           expect(faulty.memory.getByWorkspaceId(id)?.fields).toEqual(model.state.get(id));
         }
+        // Outages of any length, failing or hanging: with no bound set, nothing is given up.
+        expect(givenUp).toBe(0);
       }),
       { numRuns: RUNS },
     );
@@ -544,7 +609,7 @@ describe('EventCoalescer properties', () => {
   it('9. with a leading edge, once drained the store equals the model for every workspace', async () => {
     await fc.assert(
       fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
-        const { faulty, model } = await runAsync(commands, 1000, 'settle', true);
+        const { faulty, model } = await runAsync(commands, Infinity, 'settle', true);
         for (const id of WORKSPACES) {
           expect(faulty.memory.getByWorkspaceId(id)?.fields).toEqual(model.state.get(id));
         }

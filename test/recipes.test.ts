@@ -29,7 +29,7 @@ describe('the prom-client recipe (examples/metrics.ts)', () => {
     const coalescer = new EventCoalescer(store, {
       windowMs: 5,
       canCreate: () => true,
-      retry: { attempts: 2, delayMs: 5 },
+      retry: { attempts: 2, delayMs: 5, jitter: 0 },
     });
     const stop = instrumentCoalescer(coalescer, registry);
     try {
@@ -67,7 +67,7 @@ describe('the span recipe (examples/spans.ts)', () => {
       const { store } = asyncStore((call) => call === 1);
       const coalescer = new EventCoalescer(store, {
         canCreate: () => true,
-        retry: { attempts: 2, delayMs: 5 },
+        retry: { attempts: 2, delayMs: 5, jitter: 0 },
       });
       coalescer.enqueue('ws-1', { a: 1 }, 'event:x', { immediate: true });
       await new Promise((resolve) => setTimeout(resolve, 30));

@@ -125,7 +125,7 @@ describe('the Redis store on a cluster under least-privilege ACL users', () => {
     const coalescer = new EventCoalescer(intruder, {
       canCreate: () => true,
       onError: (error) => reported.push(error),
-      retry: { attempts: 2, delayMs: 10 },
+      retry: { attempts: 2, delayMs: 10, jitter: 0 },
     });
     coalescer.enqueue('ws-1', { id: 'stolen' }, 's', { immediate: true });
     await coalescer.close();

@@ -93,7 +93,7 @@ describe('createRedisSnapshotStore', () => {
     const coalescer = new EventCoalescer(store, {
       canCreate: () => true,
       onError,
-      retry: { attempts: 2, delayMs: 20 },
+      retry: { attempts: 2, delayMs: 20, jitter: 0 },
     });
     await server.down();
     coalescer.enqueue('ws-1', { during: 'outage' }, 's', { immediate: true });
@@ -291,7 +291,7 @@ describe('the Redis store while its client is not connected', () => {
     const coalescer = new EventCoalescer(store, {
       canCreate: () => true,
       onError,
-      retry: { attempts: 2, delayMs: 20 },
+      retry: { attempts: 2, delayMs: 20, jitter: 0 },
       drainTimeoutMs: 300,
     });
     await server.down();
@@ -368,7 +368,7 @@ describe('the Redis store under a least-privilege ACL user', () => {
     const coalescer = new EventCoalescer(intruder, {
       canCreate: () => true,
       onError: reported,
-      retry: { attempts: 2, delayMs: 10 },
+      retry: { attempts: 2, delayMs: 10, jitter: 0 },
     });
     coalescer.enqueue('ws-1', { secret: 3 }, 's', { immediate: true });
     await coalescer.close();

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
-import type { Fields, Patch } from '../src/index.js';
+import type { Fields, Patch, RetryOptions } from '../src/index.js';
 import { type Deferred, deferred, settle, syncStore } from './helpers.js';
+import { storeArgs } from './store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -12,7 +13,7 @@ afterEach(() => {
 });
 
 /** A refresh source whose runs the test settles by hand. */
-function setup(options: { immediate?: boolean } = {}) {
+function setup(options: { immediate?: boolean; retry?: RetryOptions } = {}) {
   const emitter = new EventEmitter();
   const store = syncStore();
   const onError = vi.fn();
@@ -34,6 +35,7 @@ function setup(options: { immediate?: boolean } = {}) {
           runs.push({ workspaceId, signal, result });
           return result.promise;
         },
+        retry: { attempts: 3, jitter: 0 },
         ...options,
       },
     ],
@@ -50,7 +52,7 @@ describe('refresh sources', () => {
     await settle();
     expect(store.upsert).not.toHaveBeenCalled();
     vi.advanceTimersByTime(150);
-    expect(store.upsert).toHaveBeenCalledWith('ws-1', { title: 'fresh' }, 'event:changed');
+    expect(store.upsert).toHaveStoreCall('ws-1', { title: 'fresh' }, 'event:changed');
   });
 
   it('writes at once when the source is immediate', async () => {
@@ -245,7 +247,7 @@ describe('refresh results that cannot be read', () => {
               runs++;
               return (runs <= 2 ? make() : { title: 'fresh' }) as never;
             },
-            retry: { attempts: 2, delayMs: 100 },
+            retry: { attempts: 2, delayMs: 100, jitter: 0 },
           },
         ],
       });
@@ -262,7 +264,7 @@ describe('refresh results that cannot be read', () => {
       emitter.emit('changed', 'ws-1');
       await vi.advanceTimersByTimeAsync(150);
       expect(runs).toBe(3);
-      expect(store.upsert).toHaveBeenCalledWith('ws-1', { title: 'fresh' }, 'event:changed');
+      expect(store.upsert).toHaveStoreCall('ws-1', { title: 'fresh' }, 'event:changed');
     },
   );
 
@@ -280,7 +282,7 @@ describe('refresh results that cannot be read', () => {
             runs++;
             throw new Error('down');
           },
-          retry: { attempts: 2, delayMs: 2 ** 31 + 1000 },
+          retry: { attempts: 2, delayMs: 2 ** 31 + 1000, maxDelayMs: 2 ** 31 + 1000, jitter: 0 },
         },
       ],
     });
@@ -324,7 +326,7 @@ describe('collector.remove', () => {
     emitter.emit('e0', 'ws-1');
     expect(runs).toHaveLength(1);
     await collector.remove('ws-1');
-    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    expect(store.remove).toHaveStoreCall('ws-1');
     runs[0]?.result.resolve({ title: 'late' });
     await settle();
     vi.advanceTimersByTime(1000);
@@ -349,7 +351,7 @@ describe('refresh sources that share a refresh', () => {
     await settle();
     vi.advanceTimersByTime(150);
     expect(runs).toHaveLength(2);
-    expect(store.upsert.mock.calls).toEqual([['ws-1', { n: 2 }, 'event:e0']]);
+    expect(storeArgs(store.upsert)).toEqual([['ws-1', { n: 2 }, 'event:e0']]);
   });
 
   it('share by group name too, and label their writes with it', async () => {
@@ -379,7 +381,7 @@ describe('refresh sources that share a refresh', () => {
     await settle();
     vi.advanceTimersByTime(150);
     expect(reads).toBe(2);
-    expect(store.upsert.mock.calls).toEqual([['ws-1', { n: 2 }, 'workspace-row']]);
+    expect(storeArgs(store.upsert)).toEqual([['ws-1', { n: 2 }, 'workspace-row']]);
   });
 });
 
@@ -421,7 +423,7 @@ describe('refresh sources with async keys', () => {
     await settle();
     expect(reads).toEqual(['ws-1']);
     vi.advanceTimersByTime(150);
-    expect(store.upsert).toHaveBeenCalledWith('ws-1', { seen: true }, 'event:session');
+    expect(store.upsert).toHaveStoreCall('ws-1', { seen: true }, 'event:session');
   });
 
   it('report a lookup that rejects as map, counted invalid', async () => {
@@ -496,7 +498,9 @@ describe('collector.refresh (priming)', () => {
   });
 
   it('retries a failed read and resolves when the retries are done', async () => {
-    const { runs, onError, collector } = sharedSetup(1, { retry: { attempts: 2, delayMs: 100 } });
+    const { runs, onError, collector } = sharedSetup(1, {
+      retry: { attempts: 2, delayMs: 100, jitter: 0 },
+    });
     let primed = false;
     const priming = collector.refresh(['ws-1']).then(() => {
       primed = true;

@@ -74,7 +74,7 @@ describe('the store tracing channel', () => {
     const { store, calls: gates } = gatedStore();
     const coalescer = new EventCoalescer(store, {
       canCreate: () => true,
-      retry: { attempts: 2, delayMs: 10 },
+      retry: { attempts: 2, delayMs: 10, jitter: 0 },
     });
     coalescer.enqueue('ws-1', { a: 1 }, 's', { immediate: true });
     const failure = new Error('down');

@@ -16,6 +16,7 @@ import {
   workspaceSnapshotSources,
 } from '../src/collector/index.js';
 import { syncStore } from './helpers.js';
+import { storeArgs } from './store-matchers.js';
 
 /** The fields of a host that writes a few more than the preset. */
 interface HostFields extends WorkspaceSnapshotFields {
@@ -50,7 +51,7 @@ function host(
   });
   const written = () => {
     vi.advanceTimersByTime(150);
-    return store.upsert.mock.calls;
+    return storeArgs(store.upsert);
   };
   return { domains, store, collector, written };
 }
@@ -96,7 +97,7 @@ describe('workspaceSnapshotSources', () => {
       fromStatus: 'READY',
       toStatus: 'ARCHIVED',
     });
-    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    expect(store.remove).toHaveStoreCall('ws-1');
     expect(written()).toEqual([]);
   });
 
@@ -224,7 +225,7 @@ describe('workspaceSnapshotSources options', () => {
       fromStatus: 'NEW',
       toStatus: 'READY',
     });
-    expect(store.upsert.mock.calls).toEqual([
+    expect(storeArgs(store.upsert)).toEqual([
       ['ws-1', { status: 'READY' }, 'event:workspace_state_changed'],
     ]);
     domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
@@ -284,7 +285,7 @@ describe('workspaceSnapshotSources options', () => {
       fromStatus: 'READY',
       toStatus: 'ARCHIVED',
     });
-    expect(store.remove).toHaveBeenCalledWith('ws-1');
+    expect(store.remove).toHaveStoreCall('ws-1');
   });
 
   it('counts a field map that throws as an invalid event, never throwing into emit()', () => {

@@ -4,7 +4,8 @@
  */
 import { expected } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
-import { numberOption } from '../core/options.js';
+import { REFRESH_RETRY_DEFAULTS, resolveRetryRule } from '../core/retry-rule.js';
+import type { RetryOptions } from '../core/types.js';
 import type { RefreshSource, Source } from './sources.js';
 
 export const isRefreshSource = <F extends object>(source: Source<F>): source is RefreshSource<F> =>
@@ -29,13 +30,7 @@ export function checkSource(source: unknown, index: number): void {
     if (source.group !== undefined && typeof source.group !== 'string') {
       fail('.group', source.group, 'a string');
     }
-    const retry = source.retry;
-    if (retry !== undefined) {
-      if (!isPlainObject(retry)) fail('.retry', retry, 'an object');
-      const { attempts, delayMs } = retry as Record<string, unknown>;
-      numberOption(`${at}.retry.attempts`, attempts, 3, 'count');
-      numberOption(`${at}.retry.delayMs`, delayMs, 1000, 'duration');
-    }
+    resolveRetryRule(`${at}.retry`, source.retry as RetryOptions, REFRESH_RETRY_DEFAULTS);
   } else if (typeof source.map !== 'function') {
     fail('.map', source.map, 'a function');
   }

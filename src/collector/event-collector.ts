@@ -111,8 +111,7 @@ export function createEventCollector<F extends object = Fields>(
       try {
         result = source.map(...args);
       } catch (error) {
-        coalescer.countInvalid();
-        coalescer.reportError(error, { operation: 'map', source: name });
+        mapFailed(name, error);
         return;
       }
       if (result === undefined || result === null) return;
@@ -122,8 +121,7 @@ export function createEventCollector<F extends object = Fields>(
       } catch (error) {
         // An action or its fields that cannot be read (a getter that throws): the event is
         // invalid, and the domain's emit() must still never see it.
-        coalescer.countInvalid();
-        coalescer.reportError(error, { operation: 'map', source: name });
+        mapFailed(name, error);
       }
     };
   };
@@ -135,7 +133,8 @@ export function createEventCollector<F extends object = Fields>(
     else invalid(name, workspaceId, 'key returned something other than a non-empty string');
   };
 
-  const keyFailed = (name: string, error: unknown): void => {
+  /** A `map` or `key` that threw, or an action that cannot be read: counted invalid, reported. */
+  const mapFailed = (name: string, error: unknown): void => {
     coalescer.countInvalid();
     coalescer.reportError(error, { operation: 'map', source: name });
   };
@@ -148,7 +147,7 @@ export function createEventCollector<F extends object = Fields>(
       try {
         answer = source.key(...args);
       } catch (error) {
-        keyFailed(name, error);
+        mapFailed(name, error);
         return;
       }
       const lookup = adopt(answer);
@@ -171,7 +170,7 @@ export function createEventCollector<F extends object = Fields>(
           settled();
         },
         (error) => {
-          if (!stopped) keyFailed(name, error);
+          if (!stopped) mapFailed(name, error);
           settled();
         },
       );

@@ -1,6 +1,13 @@
 import type { EventCoalescer } from '../core/coalescer.js';
 import { expected } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
+import {
+  backoffDelay,
+  giveUpReason,
+  REFRESH_RETRY_DEFAULTS,
+  type RetryRule,
+  resolveRetryRule,
+} from '../core/retry-rule.js';
 import { clearTimer, setTimer, type Timer } from '../core/timers.js';
 import type { Patch } from '../core/types.js';
 import { type RefreshSource, sourceName } from './sources.js';
@@ -13,6 +20,8 @@ interface RefreshState {
   /** A signal arrived while a run was going: one more run follows its success. */
   rerun: boolean;
   failures: number;
+  /** When the first of the failing runs started (`performance.now()`). */
+  firstRunAt: number;
   backoff: Timer | undefined;
   /** `settled` callers, told when the workspace's refreshes end (done, given up or cancelled). */
   waiters: Array<() => void> | undefined;
@@ -28,8 +37,7 @@ export class RefreshRunner<F extends object> {
   readonly #source: RefreshSource<F>;
   readonly #coalescer: EventCoalescer<F>;
   readonly #name: string;
-  readonly #attempts: number;
-  readonly #delayMs: number;
+  readonly #rule: RetryRule;
   readonly #states = new Map<string, RefreshState>();
 
   /** `source` is the group's first: its `refresh`, `retry` and `immediate` serve the group. */
@@ -37,8 +45,7 @@ export class RefreshRunner<F extends object> {
     this.#source = source;
     this.#coalescer = coalescer;
     this.#name = source.group ?? sourceName(source);
-    this.#attempts = source.retry?.attempts ?? 3;
-    this.#delayMs = source.retry?.delayMs ?? 1000;
+    this.#rule = resolveRetryRule('retry', source.retry, REFRESH_RETRY_DEFAULTS);
   }
 
   /** A signal that the workspace changed. */
@@ -51,6 +58,7 @@ export class RefreshRunner<F extends object> {
         running: false,
         rerun: false,
         failures: 0,
+        firstRunAt: 0,
         backoff: undefined,
         waiters: undefined,
       };
@@ -100,10 +108,13 @@ export class RefreshRunner<F extends object> {
   #run(state: RefreshState): void {
     state.running = true;
     state.backoff = undefined;
+    if (state.failures === 0) state.firstRunAt = performance.now();
     let result: Promise<Patch<F> | undefined>;
+    let thrown = false;
     try {
       result = Promise.resolve(this.#source.refresh(state.workspaceId, state.controller.signal));
     } catch (error) {
+      thrown = true;
       result = Promise.reject(error);
     }
     result.then(
@@ -113,7 +124,7 @@ export class RefreshRunner<F extends object> {
         try {
           this.#deliver(state.workspaceId, fields);
         } catch (error) {
-          this.#failed(state, error);
+          this.#failed(state, error, false);
           return;
         }
         state.running = false;
@@ -127,29 +138,36 @@ export class RefreshRunner<F extends object> {
         }
       },
       (error: unknown) => {
-        if (this.#isCurrent(state)) this.#failed(state, error);
+        if (this.#isCurrent(state)) this.#failed(state, error, thrown);
       },
     );
   }
 
-  #failed(state: RefreshState, error: unknown): void {
+  /** A run failed: tried again after the retry rule's back-off, or given up and reported. */
+  #failed(state: RefreshState, error: unknown, thrown: boolean): void {
     state.running = false;
     state.rerun = false;
-    state.failures++;
+    const failures = ++state.failures;
     const context = {
       operation: 'refresh',
       source: this.#name,
       workspaceId: state.workspaceId,
     } as const;
-    if (state.failures >= this.#attempts) {
+    const reason = giveUpReason(this.#rule, error, {
+      operation: 'refresh',
+      workspaceId: state.workspaceId,
+      attempt: failures,
+      elapsedMs: performance.now() - state.firstRunAt,
+      thrown,
+    });
+    if (reason !== undefined) {
       this.#end(state);
-      this.#coalescer.countFailed();
-      this.#coalescer.reportError(error, context);
+      this.#coalescer.giveUp(error, context);
       return;
     }
-    const delayMs = this.#delayMs * 2 ** (state.failures - 1);
+    const delayMs = backoffDelay(this.#rule, failures);
     this.#coalescer.options.logger.warn(
-      { ...context, err: error, attempt: state.failures, delayMs },
+      { ...context, err: error, attempt: failures, delayMs },
       'event-coalescer: refresh failed; retrying',
     );
     state.backoff = setTimer(() => this.#run(state), delayMs);

@@ -80,8 +80,8 @@ export interface RefreshSource<F extends object = Fields> {
   /** Write the refreshed fields at once instead of after the window. */
   immediate?: boolean;
   /**
-   * How failed refreshes are tried again.
-   * @default { attempts: 3, delayMs: 1000 }
+   * How failed refreshes are tried again: the coalescer's rule, with its own defaults.
+   * @default { attempts: Infinity, delayMs: 1000, maxDelayMs: 30000, maxElapsedMs: Infinity, jitter: 0.2 }
    */
   retry?: RetryOptions;
 }

@@ -2,14 +2,15 @@
  * `EventCoalescer`, the public face: it validates what callers give, keeps the counters and
  * joins the two mechanisms — deadlines (when a patch is due) and write lanes (how it is written).
  */
+
+import { newCounts } from './counts.js';
 import { Deadlines } from './deadlines.js';
 import { assertWorkspaceId, expected } from './describe.js';
+import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
-import type { Counts } from './lane.js';
 import { applyStaged, isPlainObject, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
 import type { PendingPatch } from './pending-patch.js';
-import { StoreCalls } from './store-calls.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
 import { dropChannel } from './tracing.js';
 import type {
@@ -43,22 +44,12 @@ export class EventCoalescer<F extends object = Fields> {
   readonly #maxPending: number;
   readonly #leading: boolean;
   readonly #guard: Guard<F>;
-  readonly #deadlines: Deadlines;
+  readonly #deadlines: Deadlines<F>;
   readonly #lanes: WriteLanes<F>;
   #closed = false;
   #closing: Promise<void> | undefined;
   #warnedClosed = false;
-  readonly #counts: Counts = {
-    enqueued: 0,
-    flushed: 0,
-    skipped: 0,
-    removed: 0,
-    retried: 0,
-    failed: 0,
-    invalid: 0,
-    dropped: 0,
-    inFlight: 0,
-  };
+  readonly #counts = newCounts();
 
   constructor(store: SnapshotStore<F>, windowMsOrOptions?: number | CoalescerOptions<F>) {
     assertStore<F>(store);
@@ -68,16 +59,24 @@ export class EventCoalescer<F extends object = Fields> {
     this.#options = options;
     this.#maxPending = options.maxPending;
     this.#leading = options.leading;
-    this.#guard = new Guard(options.logger, options.onError);
+    this.#guard = new Guard(options.logger, options.onError, this.#counts);
     this.#lanes = new WriteLanes<F>({
-      store: new StoreCalls(store, options.timestamps),
-      options,
+      store,
+      rule: options.retry,
+      canCreate: options.canCreate,
+      timestamps: options.timestamps,
+      callTimeoutMs: options.callTimeoutMs,
+      maxConcurrentWrites: options.maxConcurrentWrites,
+      maxBacklog: options.maxBacklog,
       guard: this.#guard,
       counts: this.#counts,
       takePending: (workspaceId) => this.#deadlines.take(workspaceId),
     });
-    this.#deadlines = new Deadlines(options.windowMs, options.maxWaitMs, options.leading, (patch) =>
-      this.#write(patch),
+    this.#deadlines = new Deadlines<F>(
+      options.windowMs,
+      options.maxWaitMs,
+      options.leading,
+      (patch) => this.#write(patch),
     );
   }
 
@@ -165,7 +164,14 @@ export class EventCoalescer<F extends object = Fields> {
 
   /** A snapshot of the counters. */
   stats(): CoalescerStats {
-    return { ...this.#counts, pending: this.#deadlines.size, waiting: this.#lanes.waitingCount };
+    const lanes = this.#lanes;
+    return {
+      ...this.#counts,
+      pending: this.#deadlines.size,
+      waiting: lanes.waitingCount,
+      backlog: lanes.backlogCount,
+      storeAvailable: lanes.storeAvailable,
+    };
   }
 
   /** @internal Counts an event the collector could not turn into an action. */
@@ -173,23 +179,23 @@ export class EventCoalescer<F extends object = Fields> {
     this.#counts.invalid++;
   }
 
-  /** @internal Counts a refresh given up by the collector. */
-  countFailed(): void {
-    this.#counts.failed++;
-  }
-
   /** @internal The options, for the collector's reports. */
   get options(): ResolvedOptions<F> {
     return this.#options;
   }
 
-  /** @internal Reports something given up, never throwing into the caller. */
+  /** @internal Reports an event the collector could not use, never throwing into the caller. */
   reportError(error: unknown, context: ErrorContext<F>): void {
     this.#guard.report(error, context);
   }
 
+  /** @internal Gives up something of the collector's (a refresh): counted and reported once. */
+  giveUp(error: unknown, context: ErrorContext<F>): void {
+    this.#guard.giveUp(error, context);
+  }
+
   /** Hands a due patch to its lane, remembering when its write started (leading edge). */
-  #write(patch: PendingPatch): void {
+  #write(patch: PendingPatch<F>): void {
     this.#deadlines.writeStarted(patch.workspaceId);
     this.#lanes.write(patch);
   }
@@ -222,31 +228,26 @@ export class EventCoalescer<F extends object = Fields> {
     );
   }
 
+  /**
+   * Writes what is pending and waits for every lane to land, retries included, at the retry
+   * rule's pace. Past `drainTimeoutMs`, what is left is given up and reported, and any call
+   * still out has its signal aborted.
+   */
   async #drain(): Promise<void> {
     const drainTimeoutMs = this.#options.drainTimeoutMs;
-    const giveUpAt = performance.now() + drainTimeoutMs;
-    let timedOut = false;
     let deadline: Timer | undefined;
     const timeout = new Promise<void>((resolve) => {
-      if (drainTimeoutMs === Infinity) return;
-      deadline = setTimer(() => {
-        timedOut = true;
-        resolve();
-      }, drainTimeoutMs);
+      if (drainTimeoutMs !== Infinity) deadline = setTimer(resolve, drainTimeoutMs);
     });
-    // Each round ends every back-off, so patches that keep failing run out of attempts. A
-    // store that fails synchronously makes rounds that never wait: the monotonic clock then
-    // ends the drain, since its timer cannot fire while the rounds run.
-    while (!timedOut && (this.#deadlines.size > 0 || this.#lanes.size > 0)) {
-      await Promise.race([this.flushAll(), timeout]);
-      if (performance.now() >= giveUpAt) timedOut = true;
-    }
+    void this.flushAll();
+    await Promise.race([this.#lanes.whenIdle(), timeout]);
     if (deadline !== undefined) clearTimer(deadline);
     this.#deadlines.stop();
-    if (timedOut) {
+    if (this.#lanes.size > 0) {
       this.#lanes.abandonAll(
-        new Error(
-          `event-coalescer: the store did not settle within drainTimeoutMs (${drainTimeoutMs} ms)`,
+        new EventCoalescerError(
+          'EC_DRAIN_TIMEOUT',
+          `close() gave up what the store had not landed within drainTimeoutMs (${drainTimeoutMs} ms)`,
         ),
       );
     }

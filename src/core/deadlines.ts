@@ -10,12 +10,12 @@ import { clearTimer, setTimer, type Timer } from './timers.js';
 /** Pending times stay below this many ms from the epoch (2^30: small integers in V8). */
 const EPOCH_SPAN_MS = 0x40000000;
 
-export class Deadlines {
+export class Deadlines<F extends object> {
   readonly #windowMs: number;
   readonly #maxWaitMs: number;
-  readonly #onDue: (patch: PendingPatch) => void;
+  readonly #onDue: (patch: PendingPatch<F>) => void;
   /** Pending patches in first-enqueue order: the order of their `maxWaitMs` deadlines. */
-  readonly #pending = new Map<string, PendingPatch>();
+  readonly #pending = new Map<string, PendingPatch<F>>();
   /** The same patches in last-enqueue order: the order of their `windowMs` deadlines. */
   readonly #quiet = new QuietQueue();
   /** One timer for all pending patches, armed for the earliest deadline. */
@@ -41,7 +41,7 @@ export class Deadlines {
     windowMs: number,
     maxWaitMs: number,
     leading: boolean,
-    onDue: (patch: PendingPatch) => void,
+    onDue: (patch: PendingPatch<F>) => void,
   ) {
     this.#windowMs = windowMs;
     this.#maxWaitMs = maxWaitMs;
@@ -70,7 +70,7 @@ export class Deadlines {
   }
 
   /** Whether the patch's `maxWaitMs` has passed by its last enqueue. */
-  isOverdue(patch: PendingPatch): boolean {
+  isOverdue(patch: PendingPatch<F>): boolean {
     return patch.lastAt - patch.firstAt >= this.#maxWaitMs;
   }
 
@@ -92,7 +92,7 @@ export class Deadlines {
    * The workspace's pending patch with its window restarted and `source` added: a new one,
    * due in `windowMs`, when there is none.
    */
-  touch(workspaceId: string, source: string): PendingPatch {
+  touch(workspaceId: string, source: string): PendingPatch<F> {
     let now = this.#now();
     // A wall clock stepped back: time stands still at the latest time known, not earlier.
     const newest = this.#quiet.newest;
@@ -116,21 +116,21 @@ export class Deadlines {
   }
 
   /** Takes the workspace's pending patch out of the schedule. */
-  take(workspaceId: string): PendingPatch | undefined {
+  take(workspaceId: string): PendingPatch<F> | undefined {
     const patch = this.#pending.get(workspaceId);
     if (patch !== undefined) this.#unschedule(patch);
     return patch;
   }
 
   /** Takes the patch enqueued first out of the schedule. */
-  takeOldest(): PendingPatch | undefined {
+  takeOldest(): PendingPatch<F> | undefined {
     const oldest = this.#pending.values().next().value;
     if (oldest !== undefined) this.#unschedule(oldest);
     return oldest;
   }
 
   /** Takes every pending patch, in first-enqueue order, and stops the timer. */
-  takeAll(): PendingPatch[] {
+  takeAll(): PendingPatch<F>[] {
     const patches = [...this.#pending.values()];
     this.#pending.clear();
     this.#quiet.clear();
@@ -150,7 +150,7 @@ export class Deadlines {
     this.#timer = undefined;
   }
 
-  #unschedule(patch: PendingPatch): void {
+  #unschedule(patch: PendingPatch<F>): void {
     this.#pending.delete(patch.workspaceId);
     this.#quiet.unlink(patch);
   }
@@ -197,7 +197,7 @@ export class Deadlines {
     if (quiet === undefined) return forget;
     const byWindow = Math.min(quiet.lastAt + this.#windowMs, forget);
     if (this.#maxWaitMs === Infinity) return byWindow;
-    const first = this.#pending.values().next().value as PendingPatch;
+    const first = this.#pending.values().next().value as PendingPatch<F>;
     return Math.min(byWindow, first.firstAt + this.#maxWaitMs);
   }
 

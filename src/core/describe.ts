@@ -26,3 +26,28 @@ export function assertWorkspaceId(workspaceId: unknown): asserts workspaceId is 
     throw new TypeError(expected('workspaceId', 'a non-empty string', workspaceId));
   }
 }
+
+const NUMBER_RULES = {
+  duration: 'a finite number from 0 and up',
+  bound: 'a number from 0 and up, or Infinity',
+  count: 'a whole number from 1 and up',
+  countOrInfinity: 'a whole number from 1 and up, or Infinity',
+} as const;
+
+/** `value`, or `fallback` when it is undefined; a RangeError names the option otherwise. */
+export function numberOption(
+  name: string,
+  value: unknown,
+  fallback: number,
+  rule: keyof typeof NUMBER_RULES,
+): number {
+  if (value === undefined) return fallback;
+  const ok =
+    typeof value === 'number' &&
+    (rule === 'count' || rule === 'countOrInfinity'
+      ? (Number.isInteger(value) && value >= 1) ||
+        (rule === 'countOrInfinity' && value === Infinity)
+      : value >= 0 && (Number.isFinite(value) || (rule === 'bound' && value === Infinity)));
+  if (!ok) throw new RangeError(expected(name, NUMBER_RULES[rule], value));
+  return value;
+}

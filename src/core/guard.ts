@@ -3,6 +3,7 @@
  * store's methods and whatever they answer. What such code throws never escapes from here;
  * what it returns is adopted as `await` would adopt it.
  */
+import type { Counts } from './counts.js';
 import { giveUpChannel } from './tracing.js';
 import type { ErrorContext, ErrorHandler, Logger } from './types.js';
 
@@ -102,10 +103,18 @@ export function whenSettled(
 export class Guard<F extends object> {
   readonly logger: Logger;
   readonly #onError: ErrorHandler<F> | undefined;
+  readonly #counts: Counts;
 
-  constructor(logger: Logger, onError: ErrorHandler<F> | undefined) {
+  constructor(logger: Logger, onError: ErrorHandler<F> | undefined, counts: Counts) {
     this.logger = logger;
     this.#onError = onError;
+    this.#counts = counts;
+  }
+
+  /** The one way something is given up: counted in `failed` and reported once. */
+  giveUp(error: unknown, context: ErrorContext<F>): void {
+    this.#counts.failed++;
+    this.report(error, context);
   }
 
   /** Reports something given up to the logger and `onError`, never throwing into the caller. */

@@ -1,13 +1,13 @@
-import { expected } from './describe.js';
+import { expected, numberOption } from './describe.js';
 import { bindLogger, silentLogger } from './guard.js';
 import { isPlainObject } from './merge.js';
+import { type RetryRule, resolveRetryRule, WRITE_RETRY_DEFAULTS } from './retry-rule.js';
 import type {
   CoalescerOptions,
   ErrorHandler,
   Fields,
   Logger,
   Patch,
-  RetryOptions,
   SnapshotStore,
 } from './types.js';
 
@@ -19,8 +19,10 @@ export interface ResolvedOptions<F extends object> {
   maxPending: number;
   canCreate: (fields: Patch<F>) => boolean;
   timestamps: boolean;
-  attempts: number;
-  retryDelayMs: number;
+  retry: RetryRule;
+  callTimeoutMs: number;
+  maxConcurrentWrites: number;
+  maxBacklog: number;
   drainTimeoutMs: number;
   logger: Logger;
   onError: ErrorHandler<F> | undefined;
@@ -39,29 +41,6 @@ function loggerOption(logger: Partial<Logger> | undefined): Logger {
     throw new TypeError(expected('logger', 'an object with debug, info, warn and error', logger));
   }
   return bindLogger(logger);
-}
-
-const NUMBER_RULES = {
-  duration: 'a finite number from 0 and up',
-  bound: 'a number from 0 and up, or Infinity',
-  count: 'a whole number from 1 and up',
-} as const;
-
-/** `value`, or `fallback` when it is undefined; a RangeError names the option otherwise. */
-export function numberOption(
-  name: string,
-  value: unknown,
-  fallback: number,
-  rule: keyof typeof NUMBER_RULES,
-): number {
-  if (value === undefined) return fallback;
-  const ok =
-    typeof value === 'number' &&
-    (rule === 'count'
-      ? Number.isInteger(value) && value >= 1
-      : value >= 0 && (Number.isFinite(value) || (rule === 'bound' && value === Infinity)));
-  if (!ok) throw new RangeError(expected(name, NUMBER_RULES[rule], value));
-  return value;
 }
 
 function booleanOption(name: string, value: unknown): boolean {
@@ -86,7 +65,6 @@ export function resolveOptions<F extends object>(
     throw new TypeError(expected('options', 'an object or a number (windowMs)', options));
   }
   const o: CoalescerOptions<F> = options ?? {};
-  const retry: RetryOptions = o.retry ?? {};
   return {
     windowMs: numberOption('windowMs', o.windowMs, 150, 'duration'),
     maxWaitMs: numberOption('maxWaitMs', o.maxWaitMs, 1000, 'bound'),
@@ -96,8 +74,15 @@ export function resolveOptions<F extends object>(
       fields: Patch<F>,
     ) => boolean,
     timestamps: o.timestamps === true,
-    attempts: numberOption('retry.attempts', retry.attempts, 3, 'count'),
-    retryDelayMs: numberOption('retry.delayMs', retry.delayMs, 100, 'duration'),
+    retry: resolveRetryRule('retry', o.retry, WRITE_RETRY_DEFAULTS),
+    callTimeoutMs: numberOption('callTimeoutMs', o.callTimeoutMs, 10_000, 'bound'),
+    maxConcurrentWrites: numberOption(
+      'maxConcurrentWrites',
+      o.maxConcurrentWrites,
+      64,
+      'countOrInfinity',
+    ),
+    maxBacklog: numberOption('maxBacklog', o.maxBacklog, Infinity, 'countOrInfinity'),
     drainTimeoutMs: numberOption('drainTimeoutMs', o.drainTimeoutMs, 5000, 'bound'),
     logger: loggerOption(o.logger),
     onError: functionOption('onError', o.onError),

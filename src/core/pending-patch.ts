@@ -1,7 +1,11 @@
-/** The merged, not yet written patch of one workspace. */
-export class PendingPatch {
+import { mergeFields } from './merge.js';
+import type { Fields, Patch } from './types.js';
+
+/** The merged, not yet written patch of one workspace, over the snapshot's fields `F`. */
+export class PendingPatch<F extends object = Fields> {
   readonly workspaceId: string;
-  fields: Record<string, unknown> = {};
+  /** The merge target: the merge rule works on plain records (see `merge.ts`). */
+  readonly fields: Record<string, unknown> = {};
   /**
    * Source labels in first-seen order, each once. Most patches have a single source, kept
    * as a plain string: cheaper than a Set in time and memory.
@@ -11,8 +15,8 @@ export class PendingPatch {
   firstAt: number;
   lastAt: number;
   /** Links of the quiet queue (see `QuietQueue`). */
-  newer: PendingPatch | undefined = undefined;
-  older: PendingPatch | undefined = undefined;
+  newer: PendingPatch<F> | undefined = undefined;
+  older: PendingPatch<F> | undefined = undefined;
 
   constructor(workspaceId: string, now: number, source: string) {
     this.workspaceId = workspaceId;
@@ -33,8 +37,20 @@ export class PendingPatch {
     }
   }
 
+  /** The merged fields as the store and `onError` receive them. */
+  get patch(): Patch<F> {
+    // Every value in `fields` came from a `Patch<F>` merged under the rule of `merge.ts`.
+    return this.fields as Patch<F>;
+  }
+
+  /** Merges a newer patch over this one: its fields win, its sources come after. */
+  absorb(newer: PendingPatch<F>): void {
+    mergeFields(this.fields, newer.fields);
+    this.addSourcesOf(newer);
+  }
+
   /** Adds the sources of a newer patch after this one's. */
-  addSourcesOf(newer: PendingPatch): void {
+  addSourcesOf(newer: PendingPatch<F>): void {
     if (typeof newer.sources === 'string') this.addSource(newer.sources);
     else for (const source of newer.sources) this.addSource(source);
   }

@@ -8,10 +8,10 @@ import type { PendingPatch } from './pending-patch.js';
  * and the oldest end is always the next one due. No per-key timers, no heap.
  */
 export class QuietQueue {
-  oldest: PendingPatch | undefined = undefined;
-  newest: PendingPatch | undefined = undefined;
+  oldest: PendingPatch<object> | undefined = undefined;
+  newest: PendingPatch<object> | undefined = undefined;
 
-  append(patch: PendingPatch): void {
+  append(patch: PendingPatch<object>): void {
     patch.older = this.newest;
     patch.newer = undefined;
     if (this.newest === undefined) this.oldest = patch;
@@ -19,7 +19,7 @@ export class QuietQueue {
     this.newest = patch;
   }
 
-  unlink(patch: PendingPatch): void {
+  unlink(patch: PendingPatch<object>): void {
     const { older, newer } = patch;
     if (older === undefined) this.oldest = newer;
     else older.newer = newer;
@@ -30,7 +30,7 @@ export class QuietQueue {
   }
 
   /** Moves a touched patch to the newest end; a no-op for a hot key that is there already. */
-  touch(patch: PendingPatch): void {
+  touch(patch: PendingPatch<object>): void {
     if (patch === this.newest) return;
     this.unlink(patch);
     this.append(patch);

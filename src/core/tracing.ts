@@ -14,6 +14,8 @@ export const STORE_CHANNEL = 'event-coalescer:store';
 export const GIVE_UP_CHANNEL = 'event-coalescer:give-up';
 /** Published for each patch refused after `close()`. */
 export const DROP_CHANNEL = 'event-coalescer:drop';
+/** Published when the store goes away and when it is back (see {@link StoreHealthMessage}). */
+export const STORE_HEALTH_CHANNEL = 'event-coalescer:store-health';
 
 /**
  * The context of a store call, as `start`, `end`, `asyncStart`, `asyncEnd` and `error` see it.
@@ -37,6 +39,13 @@ export interface GiveUpMessage {
   error: unknown;
   context: object;
 }
+
+/** The message of {@link STORE_HEALTH_CHANNEL}. */
+export type StoreHealthMessage =
+  /** Calls kept failing: writes wait, and the store is probed at the retry rule's pace. */
+  | { available: false; error: unknown; backlog: number }
+  /** A call landed again after `awayMs`: the backlog drains. */
+  | { available: true; awayMs: number; backlog: number };
 
 /** The message of {@link DROP_CHANNEL}. */
 export interface DropMessage {
@@ -65,34 +74,51 @@ export const storeCallsTraced: () => boolean =
         error.hasSubscribers;
 export const dropChannel = diagnosticsChannel.channel(DROP_CHANNEL);
 
-/** The context of a traced store call: `attempt` counts from 1. */
-export function traceContext(
+export const healthChannel = diagnosticsChannel.channel(STORE_HEALTH_CHANNEL);
+
+/** One traced store call: its context and the events it publishes, in tracing-channel order. */
+export interface StoreCallTrace {
+  /** Runs the call inside `start` (and `end` when it throws or answers at once). */
+  run<T>(call: () => T): T;
+  /** The answer is a promise: `end` now, `asyncStart`/`asyncEnd` when it settles. */
+  pending(): void;
+  answered(result: unknown, async: boolean): void;
+  failed(error: unknown, async: boolean): void;
+}
+
+/** A trace of one store call; `attempt` counts from 1. Built only while an APM listens. */
+export function traceStart(
   operation: StoreCallContext['operation'],
   workspaceId: string,
-  patch: PendingPatch | undefined,
+  patch: PendingPatch<object> | undefined,
   attempt: number,
-): StoreCallContext {
-  return { operation, workspaceId, source: patch?.sourceLabel(), fields: patch?.fields, attempt };
-}
-
-/** What a traced call answered: `end` (sync) or `asyncStart` and `asyncEnd`. */
-export function traceDone(trace: StoreCallContext, result: unknown, async: boolean): void {
-  trace.result = result;
-  if (!async) {
-    storeChannel.end.publish(trace);
-    return;
-  }
-  storeChannel.asyncStart.publish(trace);
-  storeChannel.asyncEnd.publish(trace);
-}
-
-export function traceFailed(trace: StoreCallContext, error: unknown, async: boolean): void {
-  trace.error = error;
-  storeChannel.error.publish(trace);
-  if (!async) {
-    storeChannel.end.publish(trace);
-    return;
-  }
-  storeChannel.asyncStart.publish(trace);
-  storeChannel.asyncEnd.publish(trace);
+): StoreCallTrace {
+  const context: StoreCallContext = {
+    operation,
+    workspaceId,
+    source: patch?.sourceLabel(),
+    fields: patch?.fields,
+    attempt,
+  };
+  const settled = (async: boolean): void => {
+    if (!async) {
+      end.publish(context);
+      return;
+    }
+    asyncStart.publish(context);
+    asyncEnd.publish(context);
+  };
+  return {
+    run: (call) => start.runStores(context, call),
+    pending: () => end.publish(context),
+    answered(result, async) {
+      context.result = result;
+      settled(async);
+    },
+    failed(failure, async) {
+      context.error = failure;
+      error.publish(context);
+      settled(async);
+    },
+  };
 }

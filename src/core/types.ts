@@ -11,8 +11,18 @@ export type Fields = Record<string, unknown>;
 export type Patch<F extends object = Fields> = { [K in keyof F]?: F[K] | undefined };
 
 /**
+ * What each store call receives last: the signal that is aborted when the coalescer stops
+ * waiting for the call (its `callTimeoutMs`, its write given up, or `close()`'s drain timeout).
+ * A store that honours it never lands a write the coalescer reported as given up.
+ */
+export interface StoreCallOptions {
+  readonly signal: AbortSignal;
+}
+
+/**
  * Where merged patches are written: the host's snapshot store, the memory store,
- * or the Redis store. Every method may return a value or a Promise.
+ * or the Redis store. Every method may return a value or a Promise. The coalescer passes
+ * `timestamp` as `undefined` unless `timestamps: true`, and always passes `call` last.
  */
 export interface SnapshotStore<F extends object = Fields> {
   /** Merges `fields` into the workspace's entry, creating it when missing. */
@@ -21,11 +31,12 @@ export interface SnapshotStore<F extends object = Fields> {
     fields: Patch<F>,
     source: string,
     timestamp?: number,
+    call?: StoreCallOptions,
   ): MaybePromise<unknown>;
   /** The workspace's entry, or `undefined` (or `null`) when the store does not know it. */
-  getByWorkspaceId(workspaceId: string): MaybePromise<unknown>;
+  getByWorkspaceId(workspaceId: string, call?: StoreCallOptions): MaybePromise<unknown>;
   /** Deletes the workspace's entry. */
-  remove(workspaceId: string, timestamp?: number): MaybePromise<unknown>;
+  remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): MaybePromise<unknown>;
 }
 
 /** One workspace's entry, as `getByWorkspaceId`, `getAll` and change events give it (read-only). */
@@ -96,18 +107,58 @@ export type ErrorHandler<F extends object = Fields> = (
   context: ErrorContext<F>,
 ) => void;
 
-/** How failed store calls are tried again. */
+/** What `retry.retryable` is told of a failure. */
+export interface RetryContext {
+  /** What failed: a store call, a throwing `canCreate`, or a refresh source's run. */
+  operation: 'upsert' | 'getByWorkspaceId' | 'canCreate' | 'remove' | 'refresh';
+  workspaceId: string;
+  /** Failed tries so far, this one included (1 for the first failure). */
+  attempt: number;
+  /** Milliseconds since the first try of what is being written or removed. */
+  elapsedMs: number;
+  /** The error was thrown at the call, not answered as a rejection. */
+  thrown: boolean;
+}
+
+/**
+ * How failed calls are tried again: after an exponential back-off, capped and jittered, until
+ * they land. `attempts` and `maxElapsedMs` bound it only when set; an error `retryable` calls
+ * permanent is given up at once.
+ */
 export interface RetryOptions {
   /**
-   * Every try, the first included. `1` means no retry.
-   * @default 3
+   * Every try, the first included. `1` means no retry; `Infinity` keeps trying.
+   * @default Infinity
    */
   attempts?: number;
   /**
-   * Delay before the second try; it doubles for each further try.
-   * @default 100
+   * Delay before the second try; it doubles for each further try, up to `maxDelayMs`.
+   * @default 100 (1000 for a refresh source)
    */
   delayMs?: number;
+  /**
+   * The longest delay between two tries.
+   * @default 5000 (30000 for a refresh source)
+   */
+  maxDelayMs?: number;
+  /**
+   * Give up once this long has passed since the first try. `Infinity` never gives up.
+   * @default Infinity
+   */
+  maxElapsedMs?: number;
+  /**
+   * Each delay is spread by up to this share either way (0.2: ±20 %), so that many waiting
+   * workspaces, or replicas, do not come back in the same millisecond.
+   * @default 0.2
+   */
+  jitter?: number;
+  /**
+   * Whether a failure may heal; `false` gives it up at once. The default gives up on errors
+   * known to be permanent: codes `EC_VALUE_REFUSED`, `EC_ACL_REFUSED`, `EC_SCRIPT_ERROR`, a
+   * `NOPERM` refusal, and a `TypeError` or `RangeError` thrown at the call.
+   * @default defaultRetryable
+   */
+  retryable?: (error: unknown, context: RetryContext) => boolean;
 }
 
 /** Options of {@link EventCoalescer}. All are optional. */
@@ -149,9 +200,29 @@ export interface CoalescerOptions<F extends object = Fields> {
   timestamps?: boolean;
   /**
    * How failed store calls are tried again.
-   * @default { attempts: 3, delayMs: 100 }
+   * @default { attempts: Infinity, delayMs: 100, maxDelayMs: 5000, maxElapsedMs: Infinity, jitter: 0.2 }
    */
   retry?: RetryOptions;
+  /**
+   * A store call unanswered this long counts as failed (and is retried); its signal is
+   * aborted. `Infinity` waits for ever.
+   * @default 10000
+   */
+  callTimeoutMs?: number;
+  /**
+   * Store calls in flight at once, across workspaces (one per workspace, always). Due writes
+   * beyond it wait their turn, oldest first, so a store that just came back is not hit by
+   * every waiting workspace in the same millisecond.
+   * @default 64
+   */
+  maxConcurrentWrites?: number;
+  /**
+   * Bound on the backlog: workspaces whose write failed and waits to be retried, or waits
+   * for the store to come back. Past it, the oldest waiting write is given up and reported
+   * (`EC_BACKLOG_FULL`). Each waiting workspace holds one merged patch, whatever its events.
+   * @default Infinity
+   */
+  maxBacklog?: number;
   /**
    * How long `close()` waits for store calls still in flight before it reports them
    * to `onError` and resolves.
@@ -200,4 +271,11 @@ export interface CoalescerStats {
   waiting: number;
   /** Store calls in flight. */
   inFlight: number;
+  /**
+   * Workspaces whose write failed and waits to be retried, or waits for the store to come
+   * back: one merged patch (or removal) each.
+   */
+  backlog: number;
+  /** False while the store is taken as away: calls keep failing, it is probed, not hammered. */
+  storeAvailable: boolean;
 }

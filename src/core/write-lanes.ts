@@ -1,43 +1,76 @@
 /**
- * One store call in flight per workspace: invoking the store, adopting its answer, retries
- * and back-off, give-up reports, and abandoning what a hung store never finished.
- * When a patch is due is the deadlines' business; lanes take patches that already are.
+ * The write lanes of every workspace and the turns between them: at most
+ * `maxConcurrentWrites` store calls in flight (one per workspace, always), due writes waiting
+ * their turn oldest first, the backlog of writes that failed or wait for the store's return,
+ * and the store's health, which turns a store that is away into one probe at a time.
+ * How one workspace's write moves is its lane's business (see `WriteLane`).
  */
-import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
-import {
-  type Counts,
-  type Lane,
-  type LaneDeps,
-  newLane,
-  newRemoval,
-  type Removal,
-  releaseWaiters,
-  undrainedItems,
-  whenRested,
-} from './lane.js';
-import { mergeFields } from './merge.js';
-import type { ResolvedOptions } from './options.js';
-import { PendingPatch } from './pending-patch.js';
-import { RetryPolicy } from './retry-policy.js';
-import type { StoreCalls, StoreOperation } from './store-calls.js';
-import { clearTimer } from './timers.js';
-import { storeCallsTraced, storeChannel, traceContext, traceDone, traceFailed } from './tracing.js';
-import type { Patch } from './types.js';
+import type { Counts } from './counts.js';
+import { EventCoalescerError } from './errors.js';
+import type { Guard } from './guard.js';
+import type { PendingPatch } from './pending-patch.js';
+import type { RetryRule } from './retry-rule.js';
+import { StoreHealth } from './store-health.js';
+import type { Patch, SnapshotStore } from './types.js';
+import { type LaneHost, type Verdict, WriteLane } from './write-lane.js';
 
-export class WriteLanes<F extends object> {
-  readonly #store: StoreCalls<F>;
-  readonly #options: ResolvedOptions<F>;
-  readonly #guard: Guard<F>;
-  readonly #counts: Counts;
-  readonly #retries: RetryPolicy<F>;
-  readonly #lanes = new Map<string, Lane>();
+export interface LaneSettings<F extends object> {
+  readonly store: SnapshotStore<F>;
+  readonly rule: RetryRule;
+  readonly canCreate: (fields: Patch<F>) => boolean;
+  readonly timestamps: boolean;
+  readonly callTimeoutMs: number;
+  readonly maxConcurrentWrites: number;
+  readonly maxBacklog: number;
+  readonly guard: Guard<F>;
+  readonly counts: Counts;
+  readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
+}
 
-  constructor(deps: LaneDeps<F>) {
-    this.#store = deps.store;
-    this.#options = deps.options;
-    this.#guard = deps.guard;
-    this.#counts = deps.counts;
-    this.#retries = new RetryPolicy(deps, (lane) => this.#pump(lane));
+export class WriteLanes<F extends object> implements LaneHost<F> {
+  readonly store: SnapshotStore<F>;
+  readonly rule: RetryRule;
+  readonly canCreate: (fields: Patch<F>) => boolean;
+  readonly timestamps: boolean;
+  readonly callTimeoutMs: number;
+  readonly guard: Guard<F>;
+  readonly counts: Counts;
+  readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
+  readonly #maxConcurrentWrites: number;
+  readonly #maxBacklog: number;
+  readonly #lanes = new Map<string, WriteLane<F>>();
+  /** Lanes waiting for a slot, oldest first; a lane that left the `ready` state is skipped. */
+  #ready: WriteLane<F>[] = [];
+  #readyHead = 0;
+  /** Store calls running now, synchronous ones included. */
+  #running = 0;
+  #draining = false;
+  /** Lanes whose write failed and waits, or waits for the store: oldest first. */
+  readonly #backlog = new Set<WriteLane<F>>();
+  /** The part of the backlog held while the store is away, in the order it was held. */
+  readonly #held = new Set<WriteLane<F>>();
+  readonly #health: StoreHealth;
+  /** The lane whose call probes a store that is away. */
+  #probing: WriteLane<F> | undefined;
+  #idleWaiters: Array<() => void> | undefined;
+
+  constructor(settings: LaneSettings<F>) {
+    this.store = settings.store;
+    this.rule = settings.rule;
+    this.canCreate = settings.canCreate;
+    this.timestamps = settings.timestamps;
+    this.callTimeoutMs = settings.callTimeoutMs;
+    this.guard = settings.guard;
+    this.counts = settings.counts;
+    this.takePending = settings.takePending;
+    this.#maxConcurrentWrites = settings.maxConcurrentWrites;
+    this.#maxBacklog = settings.maxBacklog;
+    this.#health = new StoreHealth(
+      settings.rule,
+      settings.guard.logger,
+      () => this.#probe(),
+      () => this.#backlog.size,
+    );
   }
 
   /** Workspaces with a store call running or waiting. */
@@ -50,244 +83,216 @@ export class WriteLanes<F extends object> {
     return this.#lanes.has(workspaceId);
   }
 
-  /** Due patches waiting behind a store call in flight or a back-off (one per workspace). */
+  /** Due patches waiting behind a call in flight, a back-off or the store (one per workspace). */
   get waitingCount(): number {
     let waiting = 0;
-    for (const lane of this.#lanes.values()) if (lane.next !== undefined) waiting++;
+    for (const lane of this.#lanes.values()) if (lane.hasWaitingPatch) waiting++;
     return waiting;
   }
 
-  /** Writes a due patch, or queues it behind the workspace's running call. */
-  write(patch: PendingPatch): void {
-    let lane = this.#lanes.get(patch.workspaceId);
-    if (lane === undefined) {
-      lane = this.#openLane(patch.workspaceId);
-      lane.next = patch;
-      this.#pump(lane);
-      return;
-    }
-    if (lane.next === undefined) {
-      lane.next = patch;
-    } else {
-      // The waiting patch is older: the due one's fields win, its sources come after.
-      mergeFields(lane.next.fields, patch.fields);
-      lane.next.addSourcesOf(patch);
-    }
-    this.#pump(lane);
+  get backlogCount(): number {
+    return this.#backlog.size;
   }
 
-  /**
-   * Removes the workspace: at once, or right after its running call. A patch waiting
-   * behind that call, or in back-off, is superseded. Resolves once the removal settled.
-   */
+  get storeAvailable(): boolean {
+    return this.#health.available;
+  }
+
+  /** Writes a due patch, or queues it behind the workspace's running call. */
+  write(patch: PendingPatch<F>): void {
+    this.#lane(patch.workspaceId).write(patch);
+  }
+
+  /** Removes the workspace: at once, or right after its running call. */
   remove(workspaceId: string): Promise<void> {
-    let lane = this.#lanes.get(workspaceId);
-    if (lane?.removal !== undefined) {
-      lane.next = undefined;
-      return lane.removal.promise;
-    }
-    const removal = newRemoval();
-    if (lane === undefined) {
-      lane = this.#openLane(workspaceId);
-    } else {
-      lane.next = undefined;
-      if (lane.backoff !== undefined) {
-        clearTimer(lane.backoff);
-        lane.backoff = undefined;
-      }
-    }
-    lane.removal = removal;
-    this.#pump(lane);
-    return removal.promise;
+    return this.#lane(workspaceId).remove();
   }
 
   /** Ends the workspace's back-off, so what waits for it is tried now. */
   endBackoff(workspaceId: string): void {
-    const lane = this.#lanes.get(workspaceId);
-    if (lane !== undefined) this.#endBackoff(lane);
+    this.#lanes.get(workspaceId)?.retryNow();
   }
 
+  /** Ends every back-off, and probes a store that is away now. */
   endAllBackoffs(): void {
-    for (const lane of [...this.#lanes.values()]) this.#endBackoff(lane);
+    for (const lane of [...this.#lanes.values()]) lane.retryNow();
+    this.#health.probeNow();
   }
 
-  /** Resolves when the workspace's lane rests; `undefined` when no call of it runs. */
+  /** Resolves when the workspace's lane rests; `undefined` when no call of it runs or waits. */
   whenRested(workspaceId: string): Promise<void> | undefined {
-    const lane = this.#lanes.get(workspaceId);
-    return lane?.busy === true ? whenRested(lane) : undefined;
+    return this.#lanes.get(workspaceId)?.whenRested();
   }
 
-  /** Resolves when every lane with a running call rests. */
+  /** Resolves when every lane with a call running or about to run rests. */
   whenAllRested(): Promise<void> {
     const waits: Promise<void>[] = [];
     for (const lane of this.#lanes.values()) {
-      if (lane.busy) waits.push(whenRested(lane));
+      const rested = lane.whenRested();
+      if (rested !== undefined) waits.push(rested);
     }
     return waits.length === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined);
   }
 
-  /** Gives up every lane, reporting what a hung store never finished, so nothing vanishes silently. */
-  abandonAll(error: Error): void {
-    for (const lane of [...this.#lanes.values()]) {
-      lane.abandoned = true;
-      if (lane.backoff !== undefined) clearTimer(lane.backoff);
-      this.#lanes.delete(lane.workspaceId);
-      const workspaceId = lane.workspaceId;
-      for (const item of undrainedItems(lane)) {
-        this.#counts.failed++;
-        if (item instanceof PendingPatch) {
-          const fields = item.fields as Patch<F>;
-          this.#guard.report(error, {
-            operation: 'upsert',
-            workspaceId,
-            source: item.sourceLabel(),
-            fields,
-          });
-        } else {
-          this.#guard.report(error, { operation: 'remove', workspaceId });
-          item.resolve();
-        }
-      }
-      releaseWaiters(lane);
-    }
+  /** Resolves once no lane is left: everything landed or was given up. */
+  whenIdle(): Promise<void> {
+    if (this.#lanes.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#idleWaiters ??= [];
+      this.#idleWaiters.push(resolve);
+    });
   }
 
-  #openLane(workspaceId: string): Lane {
-    const lane = newLane(workspaceId);
-    this.#lanes.set(workspaceId, lane);
+  /** Gives up every lane with `error`, reporting each thing owed once; stops probing. */
+  abandonAll(error: unknown): void {
+    this.#health.stop();
+    for (const lane of [...this.#lanes.values()]) lane.abandon(error);
+  }
+
+  // What the lanes call (LaneHost).
+
+  admit(lane: WriteLane<F>): void {
+    if (!this.#health.available && lane !== this.#probing) {
+      this.#hold(lane);
+      return;
+    }
+    if (this.#running < this.#maxConcurrentWrites && this.#readyHead === this.#ready.length) {
+      this.#running++;
+      lane.start();
+      return;
+    }
+    lane.queue('ready');
+    this.#ready.push(lane);
+  }
+
+  released(lane: WriteLane<F>): void {
+    this.#running--;
+    if (lane === this.#probing) {
+      this.#probing = undefined;
+      // Whatever the probe's call ended with, a store that is still away gets its next probe.
+      this.#health.ensureProbe();
+    }
+    this.#drainReady();
+  }
+
+  observed(lane: WriteLane<F>, verdict: Verdict, error?: unknown): void {
+    if (verdict === 'up') {
+      if (this.#health.succeeded()) this.#resume();
+      return;
+    }
+    if (verdict === 'down') this.#health.failed(error);
+    if (lane === this.#probing && !this.#health.available) this.#probeFailed(error);
+  }
+
+  waits(lane: WriteLane<F>): boolean {
+    if (!this.#health.available) {
+      this.#hold(lane);
+      return true;
+    }
+    this.#joinBacklog(lane);
+    return false;
+  }
+
+  recovered(lane: WriteLane<F>): void {
+    this.#backlog.delete(lane);
+  }
+
+  rested(lane: WriteLane<F>): void {
+    this.#lanes.delete(lane.workspaceId);
+    this.#backlog.delete(lane);
+    this.#held.delete(lane);
+    if (this.#lanes.size > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = undefined;
+    for (const resolve of waiters ?? []) resolve();
+  }
+
+  #lane(workspaceId: string): WriteLane<F> {
+    let lane = this.#lanes.get(workspaceId);
+    if (lane === undefined) {
+      lane = new WriteLane(workspaceId, this);
+      this.#lanes.set(workspaceId, lane);
+    }
     return lane;
   }
 
-  #endBackoff(lane: Lane): void {
-    if (lane.backoff === undefined) return;
-    clearTimer(lane.backoff);
-    lane.backoff = undefined;
-    this.#pump(lane);
-  }
-
-  /** Starts the lane's next store call, or lets it rest. */
-  #pump(lane: Lane): void {
-    if (lane.busy || lane.abandoned) return;
-    if (lane.backoff === undefined) {
-      if (lane.removal !== undefined) {
-        this.#call(lane, 'remove', lane.removal);
-        return;
+  /** Starts waiting lanes while slots are free; never re-entered, so its loop stays flat. */
+  #drainReady(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      while (this.#running < this.#maxConcurrentWrites && this.#readyHead < this.#ready.length) {
+        const lane = this.#ready[this.#readyHead++] as WriteLane<F>;
+        if (lane.state !== 'ready') continue;
+        if (!this.#health.available) {
+          this.#hold(lane);
+          continue;
+        }
+        this.#running++;
+        lane.start();
       }
-      const patch = lane.next;
-      if (patch !== undefined) {
-        lane.next = undefined;
-        this.#startUpsert(lane, patch);
-        return;
+      if (this.#readyHead === this.#ready.length) {
+        this.#ready = [];
+        this.#readyHead = 0;
+      } else if (this.#readyHead > 1024 && this.#readyHead * 2 > this.#ready.length) {
+        this.#ready = this.#ready.slice(this.#readyHead);
+        this.#readyHead = 0;
       }
-      this.#lanes.delete(lane.workspaceId);
+    } finally {
+      this.#draining = false;
     }
-    releaseWaiters(lane);
   }
 
-  /**
-   * Runs one store call of the lane. A synchronous answer continues synchronously (so a
-   * test with fake timers sees the write at once); a thenable is adopted as `await` would,
-   * settling once. A thrown error and a rejection are both failures, and neither escapes.
-   */
-  #call(lane: Lane, operation: StoreOperation, item: PendingPatch | Removal): void {
-    // Busy during a synchronous call too, so a store listener that re-enters waits its turn.
-    lane.busy = true;
-    lane.current = item;
-    const patch = item instanceof PendingPatch ? item : undefined;
-    // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
-    const trace = storeCallsTraced()
-      ? traceContext(
-          operation,
-          lane.workspaceId,
-          patch,
-          (patch === undefined ? (item as Removal).failures : lane.failures) + 1,
-        )
-      : undefined;
-    const answer =
-      trace === undefined
-        ? this.#store.invoke(operation, lane.workspaceId, patch)
-        : storeChannel.start.runStores(trace, () =>
-            this.#store.invoke(operation, lane.workspaceId, patch),
-          );
-    if (answer instanceof Thrown) {
-      if (trace !== undefined) traceFailed(trace, answer.error, false);
-      lane.busy = false;
-      this.#callFailed(lane, operation, item, answer.error);
-      return;
-    }
-    const later = adopt(answer);
-    if (later === undefined) {
-      if (trace !== undefined) traceDone(trace, answer, false);
-      lane.busy = false;
-      this.#callDone(lane, operation, item, answer);
-      return;
-    }
-    if (trace !== undefined) storeChannel.end.publish(trace);
-    this.#counts.inFlight++;
-    whenSettled(
-      later,
-      (value) => {
-        this.#counts.inFlight--;
-        if (trace !== undefined) traceDone(trace, value, true);
-        if (lane.abandoned) return;
-        lane.busy = false;
-        this.#callDone(lane, operation, item, value);
-      },
-      (error: unknown) => {
-        this.#counts.inFlight--;
-        if (trace !== undefined) traceFailed(trace, error, true);
-        if (lane.abandoned) return;
-        lane.busy = false;
-        this.#callFailed(lane, operation, item, error);
-      },
-    );
+  #hold(lane: WriteLane<F>): void {
+    // Re-added at the end: a probe that failed goes to the back, so the next one tries
+    // another workspace (one on a node that still answers ends the outage at once).
+    this.#held.delete(lane);
+    this.#held.add(lane);
+    lane.queue('held');
+    this.#joinBacklog(lane);
+    this.#health.held();
   }
 
-  #callDone(
-    lane: Lane,
-    operation: StoreOperation,
-    item: PendingPatch | Removal,
-    value: unknown,
-  ): void {
-    if (operation === 'upsert') {
-      this.#counts.flushed++;
-      lane.failures = 0;
-    } else if (operation === 'remove') {
-      this.#counts.removed++;
-      lane.removal = undefined;
-      (item as Removal).resolve();
-    } else if (value !== undefined && value !== null) {
-      this.#call(lane, 'upsert', item);
-      return;
-    } else {
-      // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
-      this.#counts.skipped++;
-      this.#guard.logger.debug(
-        { workspaceId: lane.workspaceId, source: (item as PendingPatch).sourceLabel() },
-        'event-coalescer: skipped a patch for an unknown workspace',
+  #joinBacklog(lane: WriteLane<F>): void {
+    this.#backlog.add(lane);
+    if (this.#backlog.size <= this.#maxBacklog) return;
+    for (const oldest of this.#backlog) {
+      if (this.#backlog.size <= this.#maxBacklog) break;
+      if (oldest === lane || oldest.state === 'calling') continue;
+      oldest.abandon(
+        new EventCoalescerError(
+          'EC_BACKLOG_FULL',
+          `the backlog passed maxBacklog (${this.#maxBacklog}); the oldest waiting write of workspace ${oldest.workspaceId} is given up`,
+        ),
       );
     }
-    this.#pump(lane);
   }
 
-  #callFailed(
-    lane: Lane,
-    operation: StoreOperation,
-    item: PendingPatch | Removal,
-    error: unknown,
-  ): void {
-    if (operation === 'remove') this.#retries.removalFailed(lane, item as Removal, error);
-    else this.#retries.upsertFailed(lane, item as PendingPatch, error, operation);
+  /** The probe's turn: the lane held longest is tried; `false` when none is held. */
+  #probe(): boolean {
+    const lane = this.#held.values().next().value;
+    if (lane === undefined) return false;
+    this.#held.delete(lane);
+    this.#probing = lane;
+    this.#running++;
+    lane.start();
+    return true;
   }
 
-  /** Upserts, or first asks the store whether it knows a workspace the patch may not create. */
-  #startUpsert(lane: Lane, patch: PendingPatch): void {
-    const canCreate = attempt(this.#options.canCreate, undefined, patch.fields as Patch<F>);
-    if (canCreate instanceof Thrown) {
-      // A failed attempt of this write, retried and reported like a store failure.
-      this.#retries.upsertFailed(lane, patch, canCreate.error, 'canCreate');
-      return;
+  #probeFailed(error: unknown): void {
+    if (Number.isFinite(this.rule.attempts) || Number.isFinite(this.rule.maxElapsedMs)) {
+      for (const lane of [...this.#held]) lane.missedProbe(error);
     }
-    this.#call(lane, canCreate ? 'upsert' : 'getByWorkspaceId', patch);
+    this.#health.probeFailed();
+  }
+
+  /** The store is back: what was held drains, oldest first, `maxConcurrentWrites` at a time. */
+  #resume(): void {
+    for (const lane of this.#held) {
+      lane.queue('ready');
+      this.#ready.push(lane);
+    }
+    this.#held.clear();
+    this.#drainReady();
   }
 }

@@ -1,6 +1,6 @@
-import { expected } from '../core/describe.js';
+import { expected, numberOption } from '../core/describe.js';
 import { isPlainObject, setField } from '../core/merge.js';
-import { numberOption } from '../core/options.js';
+import { throwIfAborted } from '../core/store-call.js';
 import type {
   Fields,
   Patch,
@@ -8,6 +8,7 @@ import type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
+  StoreCallOptions,
   StoreErrorHandler,
 } from '../core/types.js';
 import { notifyAll, storeErrorHandler } from './report.js';
@@ -28,9 +29,16 @@ export interface MemoryStoreOptions {
 
 /** The store contract, synchronous, with reading and a change feed. */
 export interface MemorySnapshotStore<F extends object = Fields> extends SnapshotStore<F> {
-  upsert(workspaceId: string, fields: Patch<F>, source: string, timestamp?: number): void;
-  getByWorkspaceId(workspaceId: string): SnapshotEntry<F> | undefined;
-  remove(workspaceId: string, timestamp?: number): void;
+  /** Throws the signal's reason, writing nothing, when `call.signal` is already aborted. */
+  upsert(
+    workspaceId: string,
+    fields: Patch<F>,
+    source: string,
+    timestamp?: number,
+    call?: StoreCallOptions,
+  ): void;
+  getByWorkspaceId(workspaceId: string, call?: StoreCallOptions): SnapshotEntry<F> | undefined;
+  remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): void;
   /** Every entry, in creation order. */
   getAll(): SnapshotEntry<F>[];
   /** Number of workspaces held. */
@@ -123,7 +131,9 @@ export function createMemorySnapshotStore<F extends object = Fields>(
   };
 
   return {
-    upsert(workspaceId, fields, source, timestamp) {
+    upsert(workspaceId, fields, source, timestamp, call) {
+      // A synchronous store runs each call as it is made: only a signal aborted already stops it.
+      throwIfAborted(call);
       if (timestamp !== undefined && timestamp <= removedAt(workspaceId)) return;
       let row = rows.get(workspaceId);
       const created = row === undefined;
@@ -158,12 +168,14 @@ export function createMemorySnapshotStore<F extends object = Fields>(
       emit({ type: 'upsert', workspaceId, entry, changed });
     },
 
-    getByWorkspaceId(workspaceId) {
+    getByWorkspaceId(workspaceId, call) {
+      throwIfAborted(call);
       const row = rows.get(workspaceId);
       return row === undefined ? undefined : view(workspaceId, row);
     },
 
-    remove(workspaceId, timestamp) {
+    remove(workspaceId, timestamp, call) {
+      throwIfAborted(call);
       if (timestamp !== undefined) {
         const at = Math.max(timestamp, removedAt(workspaceId));
         removals.delete(workspaceId);

@@ -1,6 +1,5 @@
-import { expected } from '../core/describe.js';
+import { expected, numberOption } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
-import { numberOption } from '../core/options.js';
 import type {
   Fields,
   Patch,

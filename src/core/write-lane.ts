@@ -1,0 +1,457 @@
+/**
+ * One workspace's write lane: a state machine that owns what the workspace owes the store (a
+ * removal, a merged patch) and moves it through one store call at a time.
+ *
+ *   idle ──write/remove──▶ ready ──slot──▶ calling ──landed──▶ idle (or ready: more to do)
+ *                            ▲                │
+ *                            │                ├─failed, retryable──▶ backoff ──timer──▶ ready
+ *                            │                ├─failed, store away─▶ held ──probe/back──┘
+ *                            │                └─given up (reported once)──▶ idle or ready
+ *
+ * Which lane gets a slot, and when the store counts as away, is the lanes' business (see
+ * `WriteLanes`); a lane only asks.
+ */
+
+import type { Counts } from './counts.js';
+import { EventCoalescerError } from './errors.js';
+import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
+import type { PendingPatch } from './pending-patch.js';
+import { backoffDelay, giveUpReason, type RetryRule } from './retry-rule.js';
+import { CallSignal, invokeStore, newRemoval, type Removal, type StoreCall } from './store-call.js';
+import { clearTimer, setTimer, type Timer } from './timers.js';
+import { type StoreCallTrace, storeCallsTraced, traceStart } from './tracing.js';
+import type { ErrorContext, Patch, RetryContext, SnapshotStore } from './types.js';
+
+export type LaneState = 'idle' | 'ready' | 'calling' | 'backoff' | 'held';
+
+/** What a lane's try can fail at: a store call, or the `canCreate` before it. */
+type LaneOperation = Exclude<RetryContext['operation'], 'refresh'>;
+
+/** What a store call's outcome says about the store's health. */
+export type Verdict = 'up' | 'down' | 'neutral';
+
+/** What the lanes give each lane: the store, the rules, and the turns. */
+export interface LaneHost<F extends object> {
+  readonly store: SnapshotStore<F>;
+  readonly rule: RetryRule;
+  readonly canCreate: (fields: Patch<F>) => boolean;
+  readonly timestamps: boolean;
+  readonly callTimeoutMs: number;
+  readonly guard: Guard<F>;
+  readonly counts: Counts;
+  /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
+  takePending(workspaceId: string): PendingPatch<F> | undefined;
+  /** The lane has a call to make: it is started now, queued for a slot, or held. */
+  admit(lane: WriteLane<F>): void;
+  /** The lane's call ended: its slot is free. */
+  released(lane: WriteLane<F>): void;
+  /** What a call's outcome says of the store. */
+  observed(lane: WriteLane<F>, verdict: Verdict, error?: unknown): void;
+  /** A failed write waits: `true` when the store is away and the lane must be held. */
+  waits(lane: WriteLane<F>): boolean;
+  /** The lane has nothing left to do, or landed what it retried: out of the backlog. */
+  recovered(lane: WriteLane<F>): void;
+  /** The lane is idle and may be forgotten. */
+  rested(lane: WriteLane<F>): void;
+}
+
+/** A call whose answer the lane waits for. */
+interface InFlight<F extends object> {
+  readonly call: StoreCall<F>;
+  readonly signal: CallSignal;
+  readonly trace: StoreCallTrace | undefined;
+  timeout: Timer | undefined;
+}
+
+export class WriteLane<F extends object> {
+  readonly workspaceId: string;
+  readonly #host: LaneHost<F>;
+  #state: LaneState = 'idle';
+  /** A removal runs before the patch queued behind it, and supersedes it. */
+  #removal: Removal | undefined;
+  /** The merged patch the next upsert writes. */
+  #next: PendingPatch<F> | undefined;
+  /** The patch of the call running now, if it writes one. */
+  #writing: PendingPatch<F> | undefined;
+  #inFlight: InFlight<F> | undefined;
+  /** Failed tries of the work at the head (the removal, else the patch). */
+  #failures = 0;
+  /** When the work at the head was first tried or held (`performance.now()`); NaN: not yet. */
+  #firstTriedAt = Number.NaN;
+  #backoff: Timer | undefined;
+  /** `flush` callers, told when the lane rests (no call running or about to run). */
+  #waiters: Array<() => void> | undefined;
+
+  constructor(workspaceId: string, host: LaneHost<F>) {
+    this.workspaceId = workspaceId;
+    this.#host = host;
+  }
+
+  get state(): LaneState {
+    return this.#state;
+  }
+
+  /** A due patch waits behind the running call, its back-off or the store's return. */
+  get hasWaitingPatch(): boolean {
+    return this.#next !== undefined;
+  }
+
+  /** Takes a due patch: merged into what waits, written when the lane's turn comes. */
+  write(patch: PendingPatch<F>): void {
+    if (this.#next === undefined) this.#next = patch;
+    // The waiting patch is older: the due one's fields win, its sources come after.
+    else this.#next.absorb(patch);
+    if (this.#state === 'idle') this.#host.admit(this);
+  }
+
+  /**
+   * Removes the workspace: at once, or right after the running call. A patch waiting behind
+   * it, in back-off or held, is superseded. Resolves once the removal settled.
+   */
+  remove(): Promise<void> {
+    this.#next = undefined;
+    if (this.#removal !== undefined) return this.#removal.promise;
+    const removal = newRemoval();
+    this.#removal = removal;
+    if (this.#state === 'backoff' || this.#state === 'idle') {
+      // What failed before is superseded: the removal starts with a clean slate.
+      this.#clearBackoff();
+      this.#resetFailures();
+      this.#host.recovered(this);
+      this.#host.admit(this);
+    }
+    return removal.promise;
+  }
+
+  /** Ends the back-off, so what waits is tried now (`flush`, `close`). */
+  retryNow(): void {
+    if (this.#state !== 'backoff') return;
+    this.#clearBackoff();
+    this.#host.admit(this);
+  }
+
+  /** Called by the lanes: the lane waits for a slot, or for the store's return. */
+  queue(state: 'ready' | 'held'): void {
+    this.#state = state;
+    if (state !== 'held') return;
+    // A write held before its first try counts its elapsed time from here.
+    if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = performance.now();
+    this.#releaseWaiters();
+  }
+
+  /**
+   * Called by the lanes for each held lane when a probe failed: with a bound set, a probe
+   * that failed counts as a failed try of every held write, so that `attempts` and
+   * `maxElapsedMs` mean while the store is away what they mean while it answers.
+   */
+  missedProbe(error: unknown): void {
+    if (this.#state !== 'held') return;
+    const rule = this.#host.rule;
+    const failures = ++this.#failures;
+    if (failures < rule.attempts && performance.now() - this.#firstTriedAt < rule.maxElapsedMs) {
+      return;
+    }
+    this.#resetFailures();
+    const removal = this.#removal;
+    if (removal !== undefined) {
+      this.#removal = undefined;
+      this.#giveUp(error, { operation: 'remove', workspaceId: this.workspaceId }, removal);
+    } else if (this.#next !== undefined) {
+      const patch = this.#next;
+      this.#next = undefined;
+      this.#giveUpPatch(error, 'upsert', patch);
+    }
+    this.#host.recovered(this);
+    if (this.#removal === undefined && this.#next === undefined) this.#settle();
+  }
+
+  /** Called by the lanes when the lane's turn comes: makes its next store call. */
+  start(): void {
+    const removal = this.#removal;
+    if (removal !== undefined) {
+      this.#begin();
+      this.#invoke({ operation: 'remove', removal });
+      return;
+    }
+    const patch = this.#next;
+    if (patch === undefined) {
+      this.#settle();
+      return;
+    }
+    this.#next = undefined;
+    this.#writing = patch;
+    this.#begin();
+    const canCreate = attempt(this.#host.canCreate, undefined, patch.patch);
+    if (canCreate instanceof Thrown) {
+      // A failed try of this write, retried and reported like a store failure.
+      this.#failed('canCreate', canCreate.error, false);
+      return;
+    }
+    this.#invoke({ operation: canCreate ? 'upsert' : 'getByWorkspaceId', patch });
+  }
+
+  /**
+   * Gives up everything the lane owes, each once, with `error`: a call in flight is aborted and
+   * its late answer ignored. For `close()`'s drain timeout and `maxBacklog`.
+   */
+  abandon(error: unknown): void {
+    const flight = this.#inFlight;
+    if (flight !== undefined) this.#stopWaiting(flight, error);
+    this.#clearBackoff();
+    const wasCalling = this.#state === 'calling' || flight !== undefined;
+    const removal = this.#removal;
+    const writing = this.#writing;
+    const next = this.#next;
+    this.#removal = undefined;
+    this.#writing = undefined;
+    this.#next = undefined;
+    if (removal !== undefined)
+      this.#giveUp(error, { operation: 'remove', workspaceId: this.workspaceId }, removal);
+    if (writing !== undefined) this.#giveUpPatch(error, 'upsert', writing);
+    if (next !== undefined) this.#giveUpPatch(error, 'upsert', next);
+    this.#resetFailures();
+    if (wasCalling) this.#host.released(this);
+    this.#host.recovered(this);
+    this.#settle();
+  }
+
+  /** Resolves when the lane next rests; `undefined` when no call runs or waits for a slot. */
+  whenRested(): Promise<void> | undefined {
+    if (this.#state !== 'calling' && this.#state !== 'ready') return undefined;
+    return new Promise((resolve) => {
+      this.#waiters ??= [];
+      this.#waiters.push(resolve);
+    });
+  }
+
+  #begin(): void {
+    this.#state = 'calling';
+    if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = performance.now();
+  }
+
+  /**
+   * Runs one store call. A synchronous answer continues synchronously (a test with fake timers
+   * sees the write at once); a thenable is adopted as `await` would, settling once. A throw
+   * and a rejection are both failures, and neither escapes.
+   */
+  #invoke(call: StoreCall<F>): void {
+    const host = this.#host;
+    const signal = new CallSignal();
+    // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
+    const trace = storeCallsTraced()
+      ? traceStart(
+          call.operation,
+          this.workspaceId,
+          call.operation === 'remove' ? undefined : call.patch,
+          this.#failures + 1,
+        )
+      : undefined;
+    const answer =
+      trace === undefined
+        ? invokeStore(host.store, this.workspaceId, call, host.timestamps, signal)
+        : trace.run(() => invokeStore(host.store, this.workspaceId, call, host.timestamps, signal));
+    if (answer instanceof Thrown) {
+      trace?.failed(answer.error, false);
+      this.#failed(call.operation, answer.error, true);
+      return;
+    }
+    const later = adopt(answer);
+    if (later === undefined) {
+      trace?.answered(answer, false);
+      this.#done(call, answer);
+      return;
+    }
+    trace?.pending();
+    const flight: InFlight<F> = { call, signal, trace, timeout: undefined };
+    this.#inFlight = flight;
+    host.counts.inFlight++;
+    if (host.callTimeoutMs !== Infinity) {
+      flight.timeout = setTimer(() => this.#timedOut(flight), host.callTimeoutMs);
+    }
+    whenSettled(
+      later,
+      (value) => {
+        if (this.#inFlight !== flight) return;
+        this.#stopWaiting(flight, undefined);
+        trace?.answered(value, true);
+        this.#done(call, value);
+      },
+      (error: unknown) => {
+        if (this.#inFlight !== flight) return;
+        this.#stopWaiting(flight, undefined);
+        trace?.failed(error, true);
+        this.#failed(call.operation, error, false);
+      },
+    );
+  }
+
+  /** No answer within `callTimeoutMs`: the call counts as failed, and its signal is aborted. */
+  #timedOut(flight: InFlight<F>): void {
+    flight.timeout = undefined;
+    if (this.#inFlight !== flight) return;
+    const error = new EventCoalescerError(
+      'EC_CALL_TIMEOUT',
+      `${flight.call.operation} of workspace ${this.workspaceId} unanswered after callTimeoutMs (${this.#host.callTimeoutMs} ms)`,
+    );
+    this.#stopWaiting(flight, error);
+    flight.trace?.failed(error, true);
+    this.#failed(flight.call.operation, error, false);
+  }
+
+  /** The lane no longer waits for the call: a later answer is ignored. */
+  #stopWaiting(flight: InFlight<F>, abortReason: unknown): void {
+    this.#inFlight = undefined;
+    this.#host.counts.inFlight--;
+    if (flight.timeout !== undefined) clearTimer(flight.timeout);
+    if (abortReason !== undefined) flight.signal.abort(abortReason);
+  }
+
+  #done(call: StoreCall<F>, value: unknown): void {
+    const host = this.#host;
+    host.observed(this, 'up');
+    switch (call.operation) {
+      case 'upsert':
+        host.counts.flushed++;
+        this.#writing = undefined;
+        break;
+      case 'remove':
+        host.counts.removed++;
+        this.#removal = undefined;
+        call.removal.done();
+        break;
+      case 'getByWorkspaceId':
+        if (value !== undefined && value !== null) {
+          this.#invoke({ operation: 'upsert', patch: call.patch });
+          return;
+        }
+        // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
+        host.counts.skipped++;
+        this.#writing = undefined;
+        host.guard.logger.debug(
+          { workspaceId: this.workspaceId, source: call.patch.sourceLabel() },
+          'event-coalescer: skipped a patch for an unknown workspace',
+        );
+        break;
+    }
+    this.#resetFailures();
+    host.recovered(this);
+    this.#afterCall();
+  }
+
+  #failed(operation: LaneOperation, error: unknown, thrown: boolean): void {
+    const host = this.#host;
+    const writing = this.#writing;
+    if (operation !== 'remove' && this.#removal !== undefined) {
+      // Removed meanwhile: writing the patch now would resurrect the workspace.
+      host.observed(this, operation === 'canCreate' ? 'neutral' : 'down', error);
+      this.#writing = undefined;
+      this.#resetFailures();
+      this.#afterCall();
+      return;
+    }
+    const failures = ++this.#failures;
+    const context: RetryContext = {
+      operation,
+      workspaceId: this.workspaceId,
+      attempt: failures,
+      elapsedMs: performance.now() - this.#firstTriedAt,
+      thrown,
+    };
+    const reason = giveUpReason(host.rule, error, context);
+    // A `canCreate` that throws, or an error that will not heal, says nothing of the store.
+    host.observed(
+      this,
+      operation === 'canCreate' || reason === 'not retryable' ? 'neutral' : 'down',
+      error,
+    );
+    if (reason !== undefined) {
+      this.#resetFailures();
+      if (operation === 'remove') {
+        const removal = this.#removal as Removal;
+        this.#removal = undefined;
+        this.#giveUp(error, { operation, workspaceId: this.workspaceId }, removal);
+      } else if (writing !== undefined) {
+        this.#writing = undefined;
+        this.#giveUpPatch(error, operation, writing);
+      }
+      host.recovered(this);
+      this.#afterCall();
+      return;
+    }
+    host.counts.retried++;
+    if (writing !== undefined) {
+      // Merge the failed patch back under whatever is newer, so nothing lands out of order.
+      this.#writing = undefined;
+      const newer = this.#next ?? host.takePending(this.workspaceId);
+      if (newer !== undefined) writing.absorb(newer);
+      this.#next = writing;
+    }
+    host.guard.logger.debug(
+      { operation, workspaceId: this.workspaceId, err: error, attempt: failures },
+      'event-coalescer: store call failed; retrying',
+    );
+    host.released(this);
+    if (host.waits(this)) return;
+    this.#state = 'backoff';
+    this.#backoff = setTimer(
+      () => {
+        this.#backoff = undefined;
+        host.admit(this);
+      },
+      backoffDelay(host.rule, failures),
+    );
+    this.#releaseWaiters();
+  }
+
+  /** After a call ended: the next one, or rest. */
+  #afterCall(): void {
+    const host = this.#host;
+    host.released(this);
+    if (this.#removal !== undefined || this.#next !== undefined) host.admit(this);
+    else this.#settle();
+  }
+
+  #settle(): void {
+    this.#state = 'idle';
+    this.#releaseWaiters();
+    this.#host.rested(this);
+  }
+
+  #giveUpPatch(
+    error: unknown,
+    operation: 'upsert' | 'getByWorkspaceId' | 'canCreate',
+    patch: PendingPatch<F>,
+  ): void {
+    this.#giveUp(error, {
+      operation,
+      workspaceId: this.workspaceId,
+      source: patch.sourceLabel(),
+      fields: patch.patch,
+    });
+  }
+
+  /** The one place a write or removal is given up: counted, reported, its caller told. */
+  #giveUp(error: unknown, context: ErrorContext<F>, removal?: Removal): void {
+    this.#host.guard.giveUp(error, context);
+    removal?.done();
+  }
+
+  /** The work at the head landed or was given up: the next starts afresh. */
+  #resetFailures(): void {
+    this.#failures = 0;
+    this.#firstTriedAt = Number.NaN;
+  }
+
+  #clearBackoff(): void {
+    if (this.#backoff === undefined) return;
+    clearTimer(this.#backoff);
+    this.#backoff = undefined;
+  }
+
+  #releaseWaiters(): void {
+    const waiters = this.#waiters;
+    if (waiters === undefined) return;
+    this.#waiters = undefined;
+    for (const resolve of waiters) resolve();
+  }
+}
