@@ -192,12 +192,12 @@ describe('createRedisSnapshotStore under hostile input', () => {
     ['-0', -0, /`0` \(number\)/],
     ['NaN nested in an object', { inner: [1, Number.NaN] }, /NaN.*at \[1\] at \.inner/],
   ])(
-    'refuses %s: upsert rejects naming the field, and nothing is written',
+    'refuses %s: upsert rejects with EC_VALUE_REFUSED naming the field, and nothing is written',
     async (_l, value, shown) => {
       const { store } = await freshStore();
       await store.upsert('ws-1', { kept: 1 }, 's');
       const write = store.upsert('ws-1', { kept: 2, bad: value }, 's');
-      await expect(write).rejects.toThrow(TypeError);
+      await expect(write).rejects.toMatchObject({ code: 'EC_VALUE_REFUSED' });
       await expect(write).rejects.toThrow(/field `bad`/);
       await expect(write).rejects.toThrow(shown);
       expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ kept: 1 });

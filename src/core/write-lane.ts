@@ -13,7 +13,7 @@
  */
 
 import type { Counts } from './counts.js';
-import { EventCoalescerError } from './errors.js';
+import { EventCoalescerError, errorCode } from './errors.js';
 import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
 import { backoffDelay, giveUpReason, type RetryRule } from './retry-rule.js';
@@ -365,12 +365,24 @@ export class WriteLane<F extends object> {
       error,
     );
     if (reason !== undefined) {
+      const removal = operation === 'remove' ? this.#removal : undefined;
+      if (errorCode(error) === 'EC_REPLICAS_UNACKNOWLEDGED') {
+        // The write ran on the master, only its copies are unconfirmed: it landed, and is not
+        // reported as given up (a failover before it replicates may still lose it).
+        host.guard.logger.warn(
+          { operation, workspaceId: this.workspaceId, err: error, attempt: failures },
+          'event-coalescer: landed on the master, not confirmed by its replicas',
+        );
+        if (removal !== undefined) this.#done({ operation: 'remove', removal }, undefined);
+        else if (writing !== undefined)
+          this.#done({ operation: 'upsert', patch: writing }, undefined);
+        return;
+      }
       this.#resetFailures();
-      if (operation === 'remove') {
-        const removal = this.#removal as Removal;
+      if (removal !== undefined) {
         this.#removal = undefined;
-        this.#giveUp(error, { operation, workspaceId: this.workspaceId }, removal);
-      } else if (writing !== undefined) {
+        this.#giveUp(error, { operation: 'remove', workspaceId: this.workspaceId }, removal);
+      } else if (writing !== undefined && operation !== 'remove') {
         this.#writing = undefined;
         this.#giveUpPatch(error, operation, writing);
       }

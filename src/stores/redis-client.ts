@@ -3,6 +3,7 @@
  * script is sent to it: failing fast while disconnected, loading the script on NOSCRIPT,
  * waiting for replicas when asked, and naming what an ACL refused.
  */
+import { EventCoalescerError } from '../core/errors.js';
 import { isNoScript, UPSERT } from './redis-scripts.js';
 
 /** What a store scans for `getAll`: the client, or each master of a cluster. */
@@ -31,12 +32,22 @@ export interface RedisClient extends RedisScanner {
    * or `Cluster#duplicate(startupNodes, options)`.
    */
   duplicate(...args: never[]): RedisSubscriber;
-  /** A cluster's nodes: `getAll` scans every master. */
-  nodes?(role: 'master'): RedisScanner[];
+  /** A cluster's nodes: `getAll` scans every master; cut commands are watched on all. */
+  nodes?(role: 'master' | 'all'): RedisNode[];
   /** For `waitForReplicas`: the script and its WAIT go to one node together. */
   pipeline?(): RedisPipeline;
   /** A cluster's map of slots, refreshed when a pipeline meets a moved slot. */
   refreshSlotsCache?(): void;
+  /** ioredis's options: with `autoResendUnfulfilledCommands: false`, cut commands fail. */
+  readonly options?: unknown;
+  /** `close` tells of a dropped connection; a cluster's `+node` of a node it added. */
+  on?(event: 'close', listener: () => void): unknown;
+  on?(event: '+node', listener: (node: RedisNode) => void): unknown;
+}
+
+/** A node of a cluster, as the store uses it: scanned, and watched for a dropped connection. */
+export interface RedisNode extends RedisScanner {
+  on?(event: 'close', listener: () => void): unknown;
 }
 
 /** The part of an `ioredis` connection the change feed uses. */
@@ -55,24 +66,103 @@ export interface RedisPipeline {
   exec(): Promise<Array<[error: Error | null, result: unknown]> | null>;
 }
 
-/** Sends the store's scripts to `client`; see `run`. */
+/** ioredis's `autoResendUnfulfilledCommands`, of a `Redis` or of a `Cluster`'s nodes. */
+function resendsCutCommands(options: unknown): boolean {
+  const of = (value: unknown, key: string): unknown =>
+    typeof value === 'object' && value !== null ? Reflect.get(value, key) : undefined;
+  const own = of(options, 'autoResendUnfulfilledCommands');
+  const nodes = of(of(options, 'redisOptions'), 'autoResendUnfulfilledCommands');
+  return (own ?? nodes) !== false;
+}
+
+/**
+ * Commands cut off by a dropped connection. ioredis forgets them when it does not resend
+ * them (`autoResendUnfulfilledCommands: false`): they would never settle, so the store fails
+ * each one itself, with `EC_CONNECTION_LOST`. It may or may not have run.
+ */
+function cutOffCommands(client: RedisClient) {
+  const resends = resendsCutCommands(client.options);
+  const out = new Set<(error: Error) => void>();
+  if (!resends && typeof client.on === 'function') {
+    const cut = (): void => {
+      if (out.size === 0) return;
+      const error = new EventCoalescerError(
+        'EC_CONNECTION_LOST',
+        'the Redis connection dropped before the command was answered; it may or may not have run',
+      );
+      for (const fail of [...out]) fail(error);
+      out.clear();
+    };
+    if (typeof client.nodes === 'function') {
+      // A cluster: each node's connection (a Redis of its own) drops on its own.
+      client.on('+node', (node) => node.on?.('close', cut));
+      for (const node of client.nodes('all')) node.on?.('close', cut);
+    } else {
+      client.on('close', cut);
+    }
+  }
+  /** `command`, failed at once if the connection drops while it is out. */
+  return <T>(command: () => Promise<T>): Promise<T> => {
+    if (resends) return command();
+    return new Promise<T>((resolve, reject) => {
+      out.add(reject);
+      command().then(
+        (value) => {
+          out.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          out.delete(reject);
+          reject(error);
+        },
+      );
+    });
+  };
+}
+
+/** Sends the store's commands and scripts to `client`; see `run`. */
 export function scriptRunner(
   client: RedisClient,
   options: { waitCount: number; waitTimeoutMs: number; channel: string },
 ) {
   const { waitCount, waitTimeoutMs, channel } = options;
+  const tracked = cutOffCommands(client);
 
   /**
    * An ACL refusal names neither the command nor the key: say which, so the user can mend
-   * the rule (see `redisAclRules`). Other errors pass as they are.
+   * the rule (see `redisAclRules`). A failed script is `EC_SCRIPT_ERROR`: a retry will not
+   * mend it. Other errors pass as they are.
    */
   const refusal = (error: unknown, operation: string, keys: string[]): unknown => {
     const message = String((error as Error | undefined)?.message);
-    if (!/NOPERM|no permissions|can't (publish|access)/i.test(message)) return error;
-    return new Error(
-      `event-coalescer: Redis refused ${operation} for this user (keys ${keys.join(', ')}, channel ${channel}): ${message}`,
-      { cause: error },
-    );
+    if (/NOPERM|no permissions|can't (publish|access)/i.test(message)) {
+      return new EventCoalescerError(
+        'EC_ACL_REFUSED',
+        `Redis refused ${operation} for this user (keys ${keys.join(', ')}, channel ${channel}): ${message}`,
+        { cause: error },
+      );
+    }
+    if (/^ERR .*(user_script|Error running script|script:)/i.test(message)) {
+      return new EventCoalescerError(
+        'EC_SCRIPT_ERROR',
+        `the ${operation} script failed: ${message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    return error;
+  };
+
+  /** Fails at once while the client is not connected, instead of waiting in its queue. */
+  const assertReady = (): void => {
+    const status = client.status;
+    if (status !== undefined && status !== 'ready') {
+      throw new EventCoalescerError(
+        'EC_NOT_CONNECTED',
+        `the Redis client is not connected (status: ${status})`,
+      );
+    }
   };
 
   /** The script and a WAIT for replicas, pipelined to the node of the workspace's slot. */
@@ -82,7 +172,7 @@ export function scriptRunner(
       if (loaded) pipeline.evalsha(sha, 2, keysAndArgs);
       else pipeline.eval(script, 2, keysAndArgs);
       pipeline.call('WAIT', String(waitCount), String(waitTimeoutMs));
-      return (await pipeline.exec()) ?? [];
+      return (await tracked(() => pipeline.exec())) ?? [];
     };
     let results = await send(true);
     if (isNoScript(results[0]?.[0])) results = await send(false);
@@ -95,8 +185,10 @@ export function scriptRunner(
     const [waitError, acknowledged] = results[1] ?? [new Error('no reply to WAIT'), 0];
     if (waitError) throw waitError;
     if (Number(acknowledged) < waitCount) {
-      throw new Error(
-        `event-coalescer: ${acknowledged} of ${waitCount} replicas acknowledged the write within ${waitTimeoutMs} ms`,
+      // The script ran on the master: a retry writes the same values again, changing nothing.
+      throw new EventCoalescerError(
+        'EC_REPLICAS_UNACKNOWLEDGED',
+        `${acknowledged} of ${waitCount} replicas acknowledged the write within ${waitTimeoutMs} ms`,
       );
     }
     return result;
@@ -105,26 +197,33 @@ export function scriptRunner(
   /**
    * EVALSHA, loading the script with EVAL the first time Redis does not know it. While the
    * client is not connected it fails at once instead of waiting in ioredis's offline queue:
-   * a write the coalescer gave up must not land later, so its retry policy owns every outcome.
+   * a write the coalescer gave up must not land later, so its retry rule owns every outcome.
    */
   const run = async (script: string, sha: string, keysAndArgs: string[]) => {
-    const status = client.status;
-    if (status !== undefined && status !== 'ready') {
-      throw new Error(`event-coalescer: the Redis client is not connected (status: ${status})`);
-    }
+    assertReady();
     const operation = script === UPSERT ? 'upsert' : 'remove';
     try {
       if (waitCount > 0) return await runAndWait(script, sha, keysAndArgs);
       try {
-        return await client.evalsha(sha, 2, keysAndArgs);
+        return await tracked(() => client.evalsha(sha, 2, keysAndArgs));
       } catch (error) {
         if (!isNoScript(error)) throw error;
-        return await client.eval(script, 2, keysAndArgs);
+        return await tracked(() => client.eval(script, 2, keysAndArgs));
       }
     } catch (error) {
       throw refusal(error, operation, keysAndArgs.slice(0, 2));
     }
   };
 
-  return { run, refusal };
+  /** A read, failing fast and failing cut-off commands as `run` does. */
+  const read = async <T>(operation: string, keys: string[], command: () => Promise<T>) => {
+    assertReady();
+    try {
+      return await tracked(command);
+    } catch (error) {
+      throw refusal(error, operation, keys);
+    }
+  };
+
+  return { run, read, refusal };
 }

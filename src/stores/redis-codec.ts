@@ -4,6 +4,7 @@
  * instead of throwing it at every reader.
  */
 import { describeValue } from '../core/describe.js';
+import { EventCoalescerError } from '../core/errors.js';
 import { setField } from '../core/merge.js';
 import type { SnapshotChange, SnapshotEntry, StoreErrorHandler } from '../core/types.js';
 
@@ -137,10 +138,15 @@ export function encodeField(name: string, value: unknown): string {
     try {
       return JSON.stringify(value);
     } catch (error) {
-      throw new TypeError(`Field \`${name}\` cannot be stored as JSON: ${String(error)}`);
+      throw new EventCoalescerError(
+        'EC_VALUE_REFUSED',
+        `field \`${name}\` cannot be stored as JSON: ${String(error)}`,
+        { cause: error },
+      );
     }
   }
-  throw new TypeError(
-    `Expected field \`${name}\` to be a value JSON carries exactly, got ${problem}`,
+  throw new EventCoalescerError(
+    'EC_VALUE_REFUSED',
+    `expected field \`${name}\` to be a value JSON carries exactly, got ${problem}`,
   );
 }

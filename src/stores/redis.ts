@@ -7,6 +7,7 @@ import type {
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
+  StoreCallOptions,
   StoreErrorHandler,
 } from '../core/types.js';
 import { type RedisClient, type RedisSubscriber, scriptRunner } from './redis-client.js';
@@ -63,9 +64,19 @@ export interface RedisStoreOptions {
 
 /** The store contract in Redis, with reading, a change feed shared by every replica, and close. */
 export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotStore<F> {
-  upsert(workspaceId: string, fields: Patch<F>, source: string, timestamp?: number): Promise<void>;
-  getByWorkspaceId(workspaceId: string): Promise<SnapshotEntry<F> | undefined>;
-  remove(workspaceId: string, timestamp?: number): Promise<void>;
+  /** A call whose signal is aborted before it is sent sends nothing; a sent one cannot be recalled. */
+  upsert(
+    workspaceId: string,
+    fields: Patch<F>,
+    source: string,
+    timestamp?: number,
+    call?: StoreCallOptions,
+  ): Promise<void>;
+  getByWorkspaceId(
+    workspaceId: string,
+    call?: StoreCallOptions,
+  ): Promise<SnapshotEntry<F> | undefined>;
+  remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): Promise<void>;
   /** Every entry (SCAN, not KEYS). */
   getAll(): Promise<SnapshotEntry<F>[]>;
   /**
@@ -128,7 +139,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   let subscriber: RedisSubscriber | undefined;
   let subscribed: Promise<void> | undefined;
 
-  const { run, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
+  const { run, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
 
   const openFeed = (): Promise<void> => {
     if (subscribed !== undefined) return subscribed;
@@ -171,7 +182,9 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   };
 
   return {
-    async upsert(workspaceId, fields, source, timestamp) {
+    async upsert(workspaceId, fields, source, timestamp, call) {
+      // A command sent cannot be recalled: only a call aborted before it is sent is stopped.
+      call?.signal.throwIfAborted();
       const keysAndArgs = [
         hashKey(workspaceId),
         tombstoneKey(workspaceId),
@@ -188,15 +201,15 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       await run(UPSERT, upsertSha, keysAndArgs);
     },
 
-    async getByWorkspaceId(workspaceId) {
+    async getByWorkspaceId(workspaceId, call) {
+      call?.signal.throwIfAborted();
       const key = hashKey(workspaceId);
-      const hash = await client.hgetall(key).catch((error: unknown) => {
-        throw refusal(error, 'getByWorkspaceId', [key]);
-      });
+      const hash = await read('getByWorkspaceId', [key], () => client.hgetall(key));
       return decodeEntry<F>(workspaceId, hash, report);
     },
 
-    async remove(workspaceId, timestamp) {
+    async remove(workspaceId, timestamp, call) {
+      call?.signal.throwIfAborted();
       await run(REMOVE, removeSha, [
         hashKey(workspaceId),
         tombstoneKey(workspaceId),
@@ -215,19 +228,14 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       for (const scanner of scanners) {
         let cursor = '0';
         do {
-          const [next, keys] = await scanner.scan(
-            cursor,
-            'MATCH',
-            matchPrefix(prefix),
-            'COUNT',
-            200,
-            'TYPE',
-            'hash',
+          const [next, keys] = await read('getAll', [], () =>
+            scanner.scan(cursor, 'MATCH', matchPrefix(prefix), 'COUNT', 200, 'TYPE', 'hash'),
           );
           cursor = next;
           for (const key of keys) {
             const workspaceId = workspaceOf(key);
-            const entry = decodeEntry<F>(workspaceId, await client.hgetall(key), report);
+            const hash = await read('getAll', [key], () => client.hgetall(key));
+            const entry = decodeEntry<F>(workspaceId, hash, report);
             if (entry !== undefined) entries.push(entry);
           }
         } while (cursor !== '0');
