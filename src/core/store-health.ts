@@ -89,8 +89,9 @@ export class StoreHealth {
     this.#probe();
   }
 
-  /** Probes now instead of at the next turn (`flush`, `flushAll`, `close`). */
+  /** Probes now instead of at the next turn (`flushAll`, `close`); the pace starts over. */
   probeNow(): void {
+    this.#probesFailed = 0;
     if (this.#available || this.#timer === undefined) return;
     this.#stopTimer();
     this.#turn();

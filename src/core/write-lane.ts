@@ -76,6 +76,8 @@ export class WriteLane<F extends object> {
   #inFlight: InFlight<F> | undefined;
   /** Failed tries of the work at the head (the removal, else the patch). */
   #failures = 0;
+  /** Failures before the last `retryNow`: the back-off counts from there. */
+  #paceFrom = 0;
   /** When the work at the head was first tried or held (`performance.now()`); NaN: not yet. */
   #firstTriedAt = Number.NaN;
   #backoff: Timer | undefined;
@@ -123,8 +125,12 @@ export class WriteLane<F extends object> {
     return removal.promise;
   }
 
-  /** Ends the back-off, so what waits is tried now (`flush`, `close`). */
+  /**
+   * Ends the back-off, so what waits is tried now (`flush`, `flushAll`, `close`); a later
+   * failure waits from the first delay again, so a store back during a drain is soon seen.
+   */
   retryNow(): void {
+    this.#paceFrom = this.#failures;
     if (this.#state !== 'backoff') return;
     this.#clearBackoff();
     this.#host.admit(this);
@@ -451,6 +457,7 @@ export class WriteLane<F extends object> {
   /** The work at the head landed or was given up: the next starts afresh. */
   #resetFailures(): void {
     this.#failures = 0;
+    this.#paceFrom = 0;
     this.#firstTriedAt = Number.NaN;
   }
 

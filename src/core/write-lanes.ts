@@ -288,7 +288,9 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
 
   /** The store is back: what was held drains, oldest first, `maxConcurrentWrites` at a time. */
   #resume(): void {
-    for (const lane of this.#held) {
+    // In backlog order: by when each began to wait, whatever order the probes took.
+    for (const lane of this.#backlog) {
+      if (!this.#held.has(lane)) continue;
       lane.queue('ready');
       this.#ready.push(lane);
     }
