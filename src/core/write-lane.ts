@@ -416,7 +416,7 @@ export class WriteLane<F extends object> {
         this.#backoff = undefined;
         host.admit(this);
       },
-      backoffDelay(host.rule, failures),
+      backoffDelay(host.rule, failures - this.#paceFrom),
     );
     this.#releaseWaiters();
   }
