@@ -178,7 +178,7 @@ describe('the examples on a cluster', () => {
 /** The workspaces of one failover run, and what each replica last gave each field. */
 async function runThroughFailover(
   prefix: string,
-  options: { attempts: number; delayMs: number; waitForReplicas?: number },
+  options: { attempts?: number; delayMs?: number; waitForReplicas?: number },
   victim: number,
 ) {
   const url = `cluster:${cluster.ports
@@ -221,7 +221,7 @@ async function runThroughFailover(
 }
 
 describe('a master killed (SIGKILL) in the middle of a run of two replica hosts', () => {
-  it('loses nothing with a retry budget that covers the failover: the snapshot equals the model', async () => {
+  it('loses nothing with the default retry rule: the snapshot equals the model', async () => {
     const victim = cluster.ports[1] as number;
     const restarting = (async () => {
       // Back as a replica of its successor once the failover happened, so that writes
@@ -231,7 +231,7 @@ describe('a master killed (SIGKILL) in the middle of a run of two replica hosts'
     })();
     const { model, snapshot, reported } = await runThroughFailover(
       'failover-a:',
-      { attempts: 12, delayMs: 100, waitForReplicas: 1 },
+      { waitForReplicas: 1 },
       victim,
     );
     await restarting;
@@ -257,4 +257,46 @@ describe('a master killed (SIGKILL) in the middle of a run of two replica hosts'
       }
     }
   }, 90_000);
+});
+
+describe('one master down, before its failover', () => {
+  it('keeps landing the workspaces of the other masters', async () => {
+    const client = await cluster.client();
+    const { store, prefix } = await freshStore({}, client);
+    const coalescer = new EventCoalescer(store, {
+      timestamps: true,
+      canCreate: () => true,
+      windowMs: 10,
+    });
+    const victim = cluster.ports[0] as number;
+    const admin = await cluster.node(cluster.ports[1] as number);
+    const workspaces = Array.from({ length: 60 }, (_, i) => `ws-${i}`);
+    const onVictim = new Set<string>();
+    for (const workspaceId of workspaces) {
+      const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', `${prefix}{${workspaceId}}`));
+      if (client.slots[slot]?.[0] === `127.0.0.1:${victim}`) onVictim.add(workspaceId);
+    }
+    expect(onVictim.size).toBeGreaterThan(0);
+    expect(onVictim.size).toBeLessThan(workspaces.length);
+    await cluster.kill(victim);
+    const killedAt = Date.now();
+    for (const workspaceId of workspaces) coalescer.enqueue(workspaceId, { n: 1 }, 's');
+    // Within the node timeout (1 s), before any failover: the live masters' workspaces land.
+    await eventually(async () => {
+      for (const workspaceId of workspaces) {
+        if (onVictim.has(workspaceId)) continue;
+        expect((await store.getByWorkspaceId(workspaceId))?.fields).toEqual({ n: 1 });
+      }
+    }, 900);
+    expect(Date.now() - killedAt).toBeLessThan(1000);
+    expect(coalescer.stats().failed).toBe(0);
+    // The dead master's workspaces wait, and land once its replica took over.
+    await cluster.restart(victim);
+    await cluster.healthy();
+    await coalescer.close();
+    expect(coalescer.stats().failed).toBe(0);
+    for (const workspaceId of onVictim) {
+      expect((await store.getByWorkspaceId(workspaceId))?.fields).toEqual({ n: 1 });
+    }
+  }, 60_000);
 });

@@ -1,8 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 
-/** A private `redis-server` on a free loopback port, persistence off. */
+/** A private `redis-server` on a free loopback port, persistence off unless asked. */
 export interface RedisServer {
   port: number;
   url: string;
@@ -13,6 +16,7 @@ export interface RedisServer {
   client(options?: {
     enableOfflineQueue?: boolean;
     maxRetriesPerRequest?: number | null;
+    autoResendUnfulfilledCommands?: boolean;
     username?: string;
     password?: string;
   }): Promise<Redis>;
@@ -20,6 +24,15 @@ export interface RedisServer {
   /** Kills the server (an outage); `up` starts it again on the same port. */
   down(): Promise<void>;
   up(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  freeze(): void;
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void;
+}
+
+export interface RedisServerOptions {
+  /** An append-only file in a private folder, fsynced at every write: restarts keep the data. */
+  appendOnly?: boolean;
 }
 
 function freePort(): Promise<number> {
@@ -69,9 +82,16 @@ async function waitForPing(port: number): Promise<void> {
   }
 }
 
-export async function startRedisServer(): Promise<RedisServer> {
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   assertInstalled();
   const port = await freePort();
+  const dir = options.appendOnly
+    ? mkdtempSync(join(tmpdir(), 'event-coalescer-redis-'))
+    : undefined;
+  const persistence =
+    dir === undefined
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir];
   let child: ChildProcess | undefined;
   const clients = new Set<Redis>();
   const launch = async (): Promise<void> => {
@@ -84,8 +104,7 @@ export async function startRedisServer(): Promise<RedisServer> {
         '127.0.0.1',
         '--save',
         '',
-        '--appendonly',
-        'no',
+        ...persistence,
         '--protected-mode',
         'yes',
       ],
@@ -124,8 +143,15 @@ export async function startRedisServer(): Promise<RedisServer> {
       for (const client of clients) client.disconnect();
       clients.clear();
       await halt();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     },
     down: halt,
     up: launch,
+    freeze() {
+      child?.kill('SIGSTOP');
+    },
+    thaw() {
+      child?.kill('SIGCONT');
+    },
   };
 }
