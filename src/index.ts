@@ -2,7 +2,7 @@
 // that its optional peer (ioredis) is never needed by those who do not use it.
 export * from './collector/index.js';
 export { EventCoalescer } from './core/coalescer.js';
-export { ERROR_CODES, type ErrorCode, EventCoalescerError } from './core/errors.js';
+export { type ErrorCode, EventCoalescerError } from './core/errors.js';
 export { defaultRetryable } from './core/retry-rule.js';
 export {
   DROP_CHANNEL,

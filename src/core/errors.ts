@@ -3,29 +3,26 @@
  * or a `retry.retryable` can tell them apart without matching messages (undici's model).
  */
 
-/** Every `code` an {@link EventCoalescerError} can carry, with what it means. */
-export const ERROR_CODES = {
-  /** `close()` passed `drainTimeoutMs` with this write or removal unfinished. */
-  EC_DRAIN_TIMEOUT: 'close() passed drainTimeoutMs before the store call finished',
+/** Every `code` an {@link EventCoalescerError} carries. */
+export type ErrorCode =
+  /** `close()` passed `drainTimeoutMs` before the write or removal landed. */
+  | 'EC_DRAIN_TIMEOUT'
   /** The store did not answer within `callTimeoutMs`; the call counts as failed. */
-  EC_CALL_TIMEOUT: 'the store did not answer within callTimeoutMs',
+  | 'EC_CALL_TIMEOUT'
   /** Past `maxBacklog`, the oldest waiting write was given up. */
-  EC_BACKLOG_FULL: 'the backlog passed maxBacklog',
+  | 'EC_BACKLOG_FULL'
   /** The Redis client was not connected: nothing was sent. */
-  EC_NOT_CONNECTED: 'the Redis client is not connected',
+  | 'EC_NOT_CONNECTED'
   /** The connection dropped while the command was out: it may or may not have run. */
-  EC_CONNECTION_LOST: 'the Redis connection dropped before the command was answered',
+  | 'EC_CONNECTION_LOST'
   /** The write ran on the master, but fewer replicas than asked acknowledged it in time. */
-  EC_REPLICAS_UNACKNOWLEDGED: 'fewer replicas than waitForReplicas.count acknowledged the write',
+  | 'EC_REPLICAS_UNACKNOWLEDGED'
   /** A field value the store cannot carry (JSON cannot represent it exactly). */
-  EC_VALUE_REFUSED: 'a field value the store cannot carry',
+  | 'EC_VALUE_REFUSED'
   /** The store's user lacks a permission (an ACL refusal). */
-  EC_ACL_REFUSED: "the store's user lacks a permission",
+  | 'EC_ACL_REFUSED'
   /** The store's script failed for a reason a retry cannot mend. */
-  EC_SCRIPT_ERROR: "the store's script failed",
-} as const;
-
-export type ErrorCode = keyof typeof ERROR_CODES;
+  | 'EC_SCRIPT_ERROR';
 
 /** Codes that a retry cannot mend: the default `retry.retryable` gives up on them at once. */
 const PERMANENT: ReadonlySet<string> = new Set<ErrorCode>([
