@@ -232,7 +232,16 @@ export class WriteLane<F extends object> {
 
   #begin(): void {
     this.#state = 'calling';
-    if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = performance.now();
+  }
+
+  /**
+   * Marks when the work at the head was first tried. Read only once a call goes async or
+   * fails: a synchronous call that lands, the common case, pays for no clock read.
+   */
+  #markFirstTry(): number {
+    const now = performance.now();
+    if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = now;
+    return now;
   }
 
   /**
@@ -268,6 +277,7 @@ export class WriteLane<F extends object> {
       return;
     }
     trace?.pending();
+    this.#markFirstTry();
     const flight: InFlight<F> = { call, signal, trace, timeout: undefined };
     this.#inFlight = flight;
     host.counts.inFlight++;
@@ -356,11 +366,12 @@ export class WriteLane<F extends object> {
       return;
     }
     const failures = ++this.#failures;
+    const now = this.#markFirstTry();
     const context: RetryContext = {
       operation,
       workspaceId: this.workspaceId,
       attempt: failures,
-      elapsedMs: performance.now() - this.#firstTriedAt,
+      elapsedMs: now - this.#firstTriedAt,
       thrown,
     };
     const reason = giveUpReason(host.rule, error, context);

@@ -194,17 +194,19 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   }
 
   recovered(lane: WriteLane<F>): void {
-    this.#backlog.delete(lane);
+    if (this.#backlog.size > 0) this.#backlog.delete(lane);
   }
 
   rested(lane: WriteLane<F>): void {
     this.#lanes.delete(lane.workspaceId);
-    this.#backlog.delete(lane);
-    this.#held.delete(lane);
-    if (this.#lanes.size > 0) return;
+    if (this.#backlog.size > 0) {
+      this.#backlog.delete(lane);
+      this.#held.delete(lane);
+    }
     const waiters = this.#idleWaiters;
+    if (waiters === undefined || this.#lanes.size > 0) return;
     this.#idleWaiters = undefined;
-    for (const resolve of waiters ?? []) resolve();
+    for (const resolve of waiters) resolve();
   }
 
   #lane(workspaceId: string): WriteLane<F> {
