@@ -315,7 +315,7 @@ describe('a store that is away', () => {
     expect(coalescer.stats().storeAvailable).toBe(false);
     const firstWave = faulty.callsWhileAway;
     // The first wave meets the outage (at most the calls started before it was noticed)...
-    expect(firstWave).toBeLessThanOrEqual(64 + 5);
+    expect(firstWave).toBeLessThanOrEqual(128 + 5);
     await vi.advanceTimersByTimeAsync(60_000);
     // ...then one probe at a time: 100, 200, … ms, then every 5 s.
     const probes = faulty.callsWhileAway - firstWave;

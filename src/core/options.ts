@@ -79,7 +79,7 @@ export function resolveOptions<F extends object>(
     maxConcurrentWrites: numberOption(
       'maxConcurrentWrites',
       o.maxConcurrentWrites,
-      64,
+      128,
       'countOrInfinity',
     ),
     maxBacklog: numberOption('maxBacklog', o.maxBacklog, Infinity, 'countOrInfinity'),

@@ -213,7 +213,7 @@ export interface CoalescerOptions<F extends object = Fields> {
    * Store calls in flight at once, across workspaces (one per workspace, always). Due writes
    * beyond it wait their turn, oldest first, so a store that just came back is not hit by
    * every waiting workspace in the same millisecond.
-   * @default 64
+   * @default 128
    */
   maxConcurrentWrites?: number;
   /**
