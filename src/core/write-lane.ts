@@ -121,6 +121,10 @@ export class WriteLane<F extends object> {
       this.#resetFailures();
       this.#host.recovered(this);
       this.#host.admit(this);
+    } else if (this.#state === 'held') {
+      // Still waiting for the store, but with the tries of the removal, not of the patch.
+      this.#failures = 0;
+      this.#paceFrom = 0;
     }
     return removal.promise;
   }
