@@ -11,7 +11,6 @@
  * Which lane gets a slot, and when the store counts as away, is the lanes' business (see
  * `WriteLanes`); a lane only asks.
  */
-
 import type { Counts } from './counts.js';
 import { EventCoalescerError, errorCode } from './errors.js';
 import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
@@ -30,8 +29,8 @@ type LaneOperation = Exclude<RetryContext['operation'], 'refresh'>;
 /** What a store call's outcome says about the store's health. */
 export type Verdict = 'up' | 'down' | 'neutral';
 
-/** What the lanes give each lane: the store, the rules, and the turns. */
-export interface LaneHost<F extends object> {
+/** What every lane of a coalescer works with. */
+export interface LaneSettings<F extends object> {
   readonly store: SnapshotStore<F>;
   readonly rule: RetryRule;
   readonly canCreate: (fields: Patch<F>) => boolean;
@@ -40,7 +39,12 @@ export interface LaneHost<F extends object> {
   readonly guard: Guard<F>;
   readonly counts: Counts;
   /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
-  takePending(workspaceId: string): PendingPatch<F> | undefined;
+  readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
+}
+
+/** What the lanes give each lane: the settings, and the turns. */
+export interface LaneHost<F extends object> {
+  readonly settings: LaneSettings<F>;
   /** The lane has a call to make: it is started now, queued for a slot, or held. */
   admit(lane: WriteLane<F>): void;
   /** The lane's call ended: its slot is free. */
@@ -66,6 +70,7 @@ interface InFlight<F extends object> {
 export class WriteLane<F extends object> {
   readonly workspaceId: string;
   readonly #host: LaneHost<F>;
+  readonly #settings: LaneSettings<F>;
   #state: LaneState = 'idle';
   /** A removal runs before the patch queued behind it, and supersedes it. */
   #removal: Removal | undefined;
@@ -87,6 +92,7 @@ export class WriteLane<F extends object> {
   constructor(workspaceId: string, host: LaneHost<F>) {
     this.workspaceId = workspaceId;
     this.#host = host;
+    this.#settings = host.settings;
   }
 
   get state(): LaneState {
@@ -156,7 +162,7 @@ export class WriteLane<F extends object> {
    */
   missedProbe(error: unknown): void {
     if (this.#state !== 'held') return;
-    const rule = this.#host.rule;
+    const rule = this.#settings.rule;
     const failures = ++this.#failures;
     if (failures < rule.attempts && performance.now() - this.#firstTriedAt < rule.maxElapsedMs) {
       return;
@@ -191,7 +197,7 @@ export class WriteLane<F extends object> {
     this.#next = undefined;
     this.#writing = patch;
     this.#begin();
-    const canCreate = attempt(this.#host.canCreate, undefined, patch.patch);
+    const canCreate = attempt(this.#settings.canCreate, undefined, patch.patch);
     if (canCreate instanceof Thrown) {
       // A failed try of this write, retried and reported like a store failure.
       this.#failed('canCreate', canCreate.error, false);
@@ -254,7 +260,7 @@ export class WriteLane<F extends object> {
    * and a rejection are both failures, and neither escapes.
    */
   #invoke(call: StoreCall<F>): void {
-    const host = this.#host;
+    const _host = this.#host;
     const signal = new CallSignal();
     // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
     const trace = storeCallsTraced()
@@ -267,8 +273,22 @@ export class WriteLane<F extends object> {
       : undefined;
     const answer =
       trace === undefined
-        ? invokeStore(host.store, this.workspaceId, call, host.timestamps, signal)
-        : trace.run(() => invokeStore(host.store, this.workspaceId, call, host.timestamps, signal));
+        ? invokeStore(
+            this.#settings.store,
+            this.workspaceId,
+            call,
+            this.#settings.timestamps,
+            signal,
+          )
+        : trace.run(() =>
+            invokeStore(
+              this.#settings.store,
+              this.workspaceId,
+              call,
+              this.#settings.timestamps,
+              signal,
+            ),
+          );
     if (answer instanceof Thrown) {
       trace?.failed(answer.error, false);
       this.#failed(call.operation, answer.error, true);
@@ -284,9 +304,9 @@ export class WriteLane<F extends object> {
     this.#markFirstTry();
     const flight: InFlight<F> = { call, signal, trace, timeout: undefined };
     this.#inFlight = flight;
-    host.counts.inFlight++;
-    if (host.callTimeoutMs !== Infinity) {
-      flight.timeout = setTimer(() => this.#timedOut(flight), host.callTimeoutMs);
+    this.#settings.counts.inFlight++;
+    if (this.#settings.callTimeoutMs !== Infinity) {
+      flight.timeout = setTimer(() => this.#timedOut(flight), this.#settings.callTimeoutMs);
     }
     whenSettled(
       later,
@@ -311,7 +331,7 @@ export class WriteLane<F extends object> {
     if (this.#inFlight !== flight) return;
     const error = new EventCoalescerError(
       'EC_CALL_TIMEOUT',
-      `${flight.call.operation} of workspace ${this.workspaceId} unanswered after callTimeoutMs (${this.#host.callTimeoutMs} ms)`,
+      `${flight.call.operation} of workspace ${this.workspaceId} unanswered after callTimeoutMs (${this.#settings.callTimeoutMs} ms)`,
     );
     this.#stopWaiting(flight, error);
     flight.trace?.failed(error, true);
@@ -321,7 +341,7 @@ export class WriteLane<F extends object> {
   /** The lane no longer waits for the call: a later answer is ignored. */
   #stopWaiting(flight: InFlight<F>, abortReason: unknown): void {
     this.#inFlight = undefined;
-    this.#host.counts.inFlight--;
+    this.#settings.counts.inFlight--;
     if (flight.timeout !== undefined) clearTimer(flight.timeout);
     if (abortReason !== undefined) flight.signal.abort(abortReason);
   }
@@ -331,11 +351,11 @@ export class WriteLane<F extends object> {
     host.observed(this, 'up');
     switch (call.operation) {
       case 'upsert':
-        host.counts.flushed++;
+        this.#settings.counts.flushed++;
         this.#writing = undefined;
         break;
       case 'remove':
-        host.counts.removed++;
+        this.#settings.counts.removed++;
         this.#removal = undefined;
         call.removal.done();
         break;
@@ -345,9 +365,9 @@ export class WriteLane<F extends object> {
           return;
         }
         // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
-        host.counts.skipped++;
+        this.#settings.counts.skipped++;
         this.#writing = undefined;
-        host.guard.logger.debug(
+        this.#settings.guard.logger.debug(
           { workspaceId: this.workspaceId, source: call.patch.sourceLabel() },
           'event-coalescer: skipped a patch for an unknown workspace',
         );
@@ -378,7 +398,7 @@ export class WriteLane<F extends object> {
       elapsedMs: now - this.#firstTriedAt,
       thrown,
     };
-    const reason = giveUpReason(host.rule, error, context);
+    const reason = giveUpReason(this.#settings.rule, error, context);
     // A `canCreate` that throws, or an error that will not heal, says nothing of the store.
     host.observed(
       this,
@@ -390,7 +410,7 @@ export class WriteLane<F extends object> {
       if (errorCode(error) === 'EC_REPLICAS_UNACKNOWLEDGED') {
         // The write ran on the master, only its copies are unconfirmed: it landed, and is not
         // reported as given up (a failover before it replicates may still lose it).
-        host.guard.logger.warn(
+        this.#settings.guard.logger.warn(
           { operation, workspaceId: this.workspaceId, err: error, attempt: failures },
           'event-coalescer: landed on the master, not confirmed by its replicas',
         );
@@ -411,15 +431,15 @@ export class WriteLane<F extends object> {
       this.#afterCall();
       return;
     }
-    host.counts.retried++;
+    this.#settings.counts.retried++;
     if (writing !== undefined) {
       // Merge the failed patch back under whatever is newer, so nothing lands out of order.
       this.#writing = undefined;
-      const newer = this.#next ?? host.takePending(this.workspaceId);
+      const newer = this.#next ?? this.#settings.takePending(this.workspaceId);
       if (newer !== undefined) writing.absorb(newer);
       this.#next = writing;
     }
-    host.guard.logger.debug(
+    this.#settings.guard.logger.debug(
       { operation, workspaceId: this.workspaceId, err: error, attempt: failures },
       'event-coalescer: store call failed; retrying',
     );
@@ -431,7 +451,7 @@ export class WriteLane<F extends object> {
         this.#backoff = undefined;
         host.admit(this);
       },
-      backoffDelay(host.rule, failures - this.#paceFrom),
+      backoffDelay(this.#settings.rule, failures - this.#paceFrom),
     );
     this.#releaseWaiters();
   }
@@ -465,7 +485,7 @@ export class WriteLane<F extends object> {
 
   /** The one place a write or removal is given up: counted, reported, its caller told. */
   #giveUp(error: unknown, context: ErrorContext<F>, removal?: Removal): void {
-    this.#host.guard.giveUp(error, context);
+    this.#settings.guard.giveUp(error, context);
     removal?.done();
   }
 

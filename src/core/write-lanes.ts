@@ -5,37 +5,19 @@
  * and the store's health, which turns a store that is away into one probe at a time.
  * How one workspace's write moves is its lane's business (see `WriteLane`).
  */
-import type { Counts } from './counts.js';
 import { EventCoalescerError } from './errors.js';
-import type { Guard } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
-import type { RetryRule } from './retry-rule.js';
 import { StoreHealth } from './store-health.js';
-import type { Patch, SnapshotStore } from './types.js';
-import { type LaneHost, type Verdict, WriteLane } from './write-lane.js';
+import { type LaneHost, type LaneSettings, type Verdict, WriteLane } from './write-lane.js';
 
-export interface LaneSettings<F extends object> {
-  readonly store: SnapshotStore<F>;
-  readonly rule: RetryRule;
-  readonly canCreate: (fields: Patch<F>) => boolean;
-  readonly timestamps: boolean;
-  readonly callTimeoutMs: number;
+/** The lanes' settings: a lane's, and the bounds they share. */
+export interface LanesSettings<F extends object> extends LaneSettings<F> {
   readonly maxConcurrentWrites: number;
   readonly maxBacklog: number;
-  readonly guard: Guard<F>;
-  readonly counts: Counts;
-  readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
 }
 
 export class WriteLanes<F extends object> implements LaneHost<F> {
-  readonly store: SnapshotStore<F>;
-  readonly rule: RetryRule;
-  readonly canCreate: (fields: Patch<F>) => boolean;
-  readonly timestamps: boolean;
-  readonly callTimeoutMs: number;
-  readonly guard: Guard<F>;
-  readonly counts: Counts;
-  readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
+  readonly settings: LaneSettings<F>;
   readonly #maxConcurrentWrites: number;
   readonly #maxBacklog: number;
   readonly #lanes = new Map<string, WriteLane<F>>();
@@ -54,15 +36,8 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   #probing: WriteLane<F> | undefined;
   #idleWaiters: Array<() => void> | undefined;
 
-  constructor(settings: LaneSettings<F>) {
-    this.store = settings.store;
-    this.rule = settings.rule;
-    this.canCreate = settings.canCreate;
-    this.timestamps = settings.timestamps;
-    this.callTimeoutMs = settings.callTimeoutMs;
-    this.guard = settings.guard;
-    this.counts = settings.counts;
-    this.takePending = settings.takePending;
+  constructor(settings: LanesSettings<F>) {
+    this.settings = settings;
     this.#maxConcurrentWrites = settings.maxConcurrentWrites;
     this.#maxBacklog = settings.maxBacklog;
     this.#health = new StoreHealth(
@@ -282,7 +257,10 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   }
 
   #probeFailed(error: unknown): void {
-    if (Number.isFinite(this.rule.attempts) || Number.isFinite(this.rule.maxElapsedMs)) {
+    if (
+      Number.isFinite(this.settings.rule.attempts) ||
+      Number.isFinite(this.settings.rule.maxElapsedMs)
+    ) {
       for (const lane of [...this.#held]) lane.missedProbe(error);
     }
     this.#health.probeFailed();
