@@ -125,6 +125,8 @@ describe('the Redis store when a connection drops', () => {
   it('fails reads at once while the client is not connected, as writes do', async () => {
     const { client, store } = await failFastStore('offline:');
     await server.down();
+    // ioredis notices the closed connection on its next turn.
+    for (let i = 0; i < 100 && client.status === 'ready'; i++) await sleep(10);
     try {
       await expect(store.getByWorkspaceId('ws-1')).rejects.toMatchObject({
         code: 'EC_NOT_CONNECTED',
