@@ -174,6 +174,24 @@ export function describeStoreContract(
       expect((await store.getByWorkspaceId('a}b'))?.fields).toEqual({ i: 'later' });
     });
 
+    it('keeps ids with lone surrogates apart, each reading back as itself, in the feed too', async () => {
+      const store = await fresh();
+      const ids = ['\uD800', '\uDBFF', '\uDC00', 'a\uD800b', '%uD800', '\uD83D\uDE00'];
+      const seen: string[] = [];
+      const unsubscribe = store.subscribe((change) => seen.push(change.workspaceId));
+      await unsubscribe.ready;
+      for (const [i, id] of ids.entries()) await store.upsert(id, { i }, 's');
+      const all = await store.getAll();
+      expect(all.map((entry) => [entry.workspaceId, entry.fields.i]).sort()).toEqual(
+        ids.map((id, i) => [id, i]).sort(),
+      );
+      for (const [i, id] of ids.entries()) {
+        expect((await store.getByWorkspaceId(id))?.fields).toEqual({ i });
+      }
+      await eventually(() => expect(seen.sort()).toEqual([...ids].sort()));
+      unsubscribe();
+    });
+
     it('lists every entry with getAll', async () => {
       const store = await fresh();
       await store.upsert('ws-1', { a: 1 }, 's');

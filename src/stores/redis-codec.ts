@@ -7,6 +7,7 @@ import { describeValue } from '../core/describe.js';
 import { EventCoalescerError } from '../core/errors.js';
 import { setField } from '../core/merge.js';
 import type { SnapshotChange, SnapshotEntry, StoreErrorHandler } from '../core/types.js';
+import { idOfTag } from './redis-names.js';
 
 /**
  * Builds an entry from a hash's record. A field that cannot be decoded is reported and
@@ -62,7 +63,7 @@ export function decodeChange<F extends object>(
   message: string,
   report: StoreErrorHandler,
 ): SnapshotChange<F> | undefined {
-  const [type, workspaceId, third, version, source, updatedAt] = JSON.parse(message) as [
+  const [type, tag, third, version, source, updatedAt] = JSON.parse(message) as [
     string,
     string,
     unknown,
@@ -70,7 +71,8 @@ export function decodeChange<F extends object>(
     unknown,
     unknown,
   ];
-  if (typeof workspaceId !== 'string') return undefined;
+  if (typeof tag !== 'string') return undefined;
+  const workspaceId = idOfTag(tag);
   if (type === 'upsert') {
     const fields: Record<string, unknown> = {};
     const changed: string[] = [];

@@ -32,18 +32,34 @@ function prefixOption(name: string, value: unknown, fallback: string): string {
   return prefix;
 }
 
+/** A UTF-16 surrogate without its pair: UTF-8 cannot carry it, Redis would get U+FFFD. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 /**
  * The workspace id as a hash tag: Redis hashes the text between a key's first `{` and the
- * next `}`, so braces in an id are written `%7B`/`%7D` (and `%` as `%25`). Every id keeps a
- * non-empty tag of its own, and keys of different ids never meet.
+ * next `}`, so braces in an id are written `%7B`/`%7D` (and `%` as `%25`), and a lone
+ * surrogate, which UTF-8 cannot carry, as `%uD800`. Every id keeps a non-empty tag of its
+ * own, keys of different ids never meet, and the tag reads back as the id.
  */
 export const hashTag = (workspaceId: string): string =>
-  /[{}%]/.test(workspaceId)
-    ? workspaceId.replace(/%/g, '%25').replace(/\{/g, '%7B').replace(/\}/g, '%7D')
+  /[{}%\uD800-\uDFFF]/.test(workspaceId)
+    ? workspaceId
+        .replace(/%/g, '%25')
+        .replace(/\{/g, '%7B')
+        .replace(/\}/g, '%7D')
+        .replace(LONE_SURROGATE, (unit) => `%u${unit.charCodeAt(0).toString(16).toUpperCase()}`)
     : workspaceId;
 
 export const idOfTag = (tag: string): string =>
-  tag.includes('%') ? tag.replace(/%7B/g, '{').replace(/%7D/g, '}').replace(/%25/g, '%') : tag;
+  tag.includes('%')
+    ? tag
+        .replace(/%u([0-9A-F]{4})/g, (_, code: string) =>
+          String.fromCharCode(Number.parseInt(code, 16)),
+        )
+        .replace(/%7B/g, '{')
+        .replace(/%7D/g, '}')
+        .replace(/%25/g, '%')
+    : tag;
 
 /** The names a store uses, from its options: key prefixes and channel. */
 export function storeNames(options: StoreNamesOptions) {

@@ -188,7 +188,8 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       const keysAndArgs = [
         hashKey(workspaceId),
         tombstoneKey(workspaceId),
-        workspaceId,
+        // The feed carries the tag, which UTF-8 carries exactly whatever the id (see hashTag).
+        hashTag(workspaceId),
         source,
         timestamp === undefined ? '' : String(timestamp),
         String(Date.now()),
@@ -213,7 +214,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       await run(REMOVE, removeSha, [
         hashKey(workspaceId),
         tombstoneKey(workspaceId),
-        workspaceId,
+        hashTag(workspaceId),
         timestamp === undefined ? '' : String(timestamp),
         String(Date.now()),
         String(tombstoneTtlMs),
