@@ -17,6 +17,7 @@ export interface RedisServer {
     enableOfflineQueue?: boolean;
     maxRetriesPerRequest?: number | null;
     autoResendUnfulfilledCommands?: boolean;
+    db?: number;
     username?: string;
     password?: string;
   }): Promise<Redis>;

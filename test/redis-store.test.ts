@@ -155,16 +155,27 @@ describe('the Redis key layout and its cost', () => {
 });
 
 describe('createRedisSnapshotStore under hostile input', () => {
+  it('removes with the largest tombstoneTtlMs it accepts', async () => {
+    const { store } = await freshStore({ tombstoneTtlMs: Number.MAX_SAFE_INTEGER });
+    await store.upsert('ws-1', { a: 1 }, 's', 10);
+    await store.remove('ws-1', 20);
+    await store.upsert('ws-1', { a: 2 }, 's', 15);
+    expect(await store.getByWorkspaceId('ws-1')).toBeUndefined();
+  });
+
   it.each([
     ['tombstoneTtlMs', 0],
     ['tombstoneTtlMs', -1],
     ['tombstoneTtlMs', 1.5],
     ['tombstoneTtlMs', Number.NaN],
-  ])('refuses a %s of %s at creation, naming it', async (name, value) => {
+    ['tombstoneTtlMs', 1e19],
+    ['tombstoneTtlMs', 1e21],
+    ['tombstoneTtlMs', '600000'],
+  ])('refuses a %s of %s at creation, naming it and its range', async (name, value) => {
     const client = await server.client();
     expect(() => createRedisSnapshotStore(client, { [name]: value })).toThrow(RangeError);
     expect(() => createRedisSnapshotStore(client, { [name]: value })).toThrow(
-      /Expected `tombstoneTtlMs` to be a whole number from 1 and up/,
+      /Expected `tombstoneTtlMs` to be a whole number from 1 to 9007199254740991/,
     );
   });
 
@@ -375,6 +386,89 @@ describe('the Redis store under a least-privilege ACL user', () => {
     expect(reported).toHaveBeenCalledTimes(1);
     expect(String(reported.mock.calls[0]?.[0])).toMatch(/refused upsert/);
     expect((await owner.getByWorkspaceId('ws-1'))?.fields).toEqual({ secret: 1 });
+  });
+});
+
+describe('the rules redisAclRules gives', () => {
+  /** Everything the store promises, on database 3, as `user`; throws (or times out) if refused. */
+  const promises = async (user: string, prefix: string): Promise<void> => {
+    const client = await server.client({ username: user, password: 'secret', db: 3 });
+    const store = createRedisSnapshotStore(client, { prefix, onError: () => {} });
+    stores.push(store);
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) => seen.push(change.type));
+    await unsubscribe.ready;
+    await store.upsert('ws-1', { a: 1 }, 's', 10);
+    await store.upsert('ws-2', { a: 2 }, 's', 10);
+    await store.remove('ws-2', 20);
+    await store.upsert('ws-2', { a: 3 }, 's', 15);
+    expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 1 });
+    expect((await store.getAll()).map((entry) => entry.workspaceId)).toEqual(['ws-1']);
+    await eventually(() => expect(seen).toEqual(['upsert', 'upsert', 'remove']), 1000);
+    unsubscribe();
+    // In the database the client asked for, not silently in database 0.
+    const database3 = await server.client({ db: 3 });
+    expect(await database3.exists(`${prefix}{ws-1}`)).toBe(1);
+  };
+  const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+    Promise.race([
+      promise,
+      new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms)),
+    ]);
+
+  it('are exactly what the store needs: without any one of them, a promise fails', async () => {
+    const admin = await server.client();
+    let run = 0;
+    const asUser = async (rules: string[]) => {
+      const prefix = `exact-${++run}:`;
+      const user = `exact-${run}`;
+      await admin.call(
+        'ACL',
+        'SETUSER',
+        user,
+        'on',
+        '>secret',
+        ...rules.map((rule) => rule.replaceAll('placeholder', user)),
+      );
+      // Fresh scripts: EVAL is needed exactly when Redis does not know them yet.
+      await admin.call('SCRIPT', 'FLUSH');
+      return { prefix, user };
+    };
+    const template = redisAclRules({ prefix: 'placeholder:' });
+    const everything = await asUser(template);
+    await within(promises(everything.user, everything.prefix), 5000);
+    for (const missing of template) {
+      const { prefix, user } = await asUser(template.filter((rule) => rule !== missing));
+      if (missing === '+info') {
+        // Without INFO, ioredis cannot tell a Redis still loading its data from a ready one:
+        // it skips its ready check and says so, and the first writes meet LOADING errors.
+        const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+        try {
+          await within(promises(user, prefix), 3000);
+          expect(warn).toHaveBeenCalledWith(expect.stringMatching(/Skipping the ready check/));
+        } finally {
+          warn.mockRestore();
+        }
+        continue;
+      }
+      const outcome = await within(promises(user, prefix), 3000).then(
+        () => `works without ${missing}`,
+        () => 'fails',
+      );
+      expect(outcome).toBe('fails');
+    }
+  }, 120_000);
+
+  it('name the operation and keys when a command inside a script is refused', async () => {
+    const admin = await server.client();
+    const rules = redisAclRules({ prefix: 'no-hset:' }).filter((rule) => rule !== '+hset');
+    await admin.call('ACL', 'SETUSER', 'no-hset', 'on', '>secret', ...rules);
+    const client = await server.client({ username: 'no-hset', password: 'secret' });
+    const store = createRedisSnapshotStore(client, { prefix: 'no-hset:' });
+    stores.push(store);
+    const write = store.upsert('ws-1', { a: 1 }, 's');
+    await expect(write).rejects.toMatchObject({ code: 'EC_ACL_REFUSED' });
+    await expect(write).rejects.toThrow(/refused upsert for this user \(keys no-hset:\{ws-1\}/);
   });
 });
 

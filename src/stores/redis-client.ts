@@ -135,7 +135,7 @@ export function scriptRunner(
    */
   const refusal = (error: unknown, operation: string, keys: string[]): unknown => {
     const message = String((error as Error | undefined)?.message);
-    if (/NOPERM|no permissions|can't (publish|access)/i.test(message)) {
+    if (/NOPERM|no permissions|can't (publish|access|run this command)/i.test(message)) {
       return new EventCoalescerError(
         'EC_ACL_REFUSED',
         `Redis refused ${operation} for this user (keys ${keys.join(', ')}, channel ${channel}): ${message}`,

@@ -107,10 +107,12 @@ export function redisAclRules(
     '+hgetall',
     '+scan',
     '+subscribe',
-    // What ioredis sends when it connects.
-    '+ping',
+    // What ioredis sends when it connects: INFO for its ready check, SELECT for a `db` other
+    // than 0 (a cluster has only database 0).
     '+info',
-    ...(options.cluster === true ? ['+cluster|slots', '+cluster|info', '+client|setname'] : []),
+    ...(options.cluster === true
+      ? ['+cluster|slots', '+cluster|info', '+client|setname']
+      : ['+select']),
     ...(options.waitForReplicas === true ? ['+wait'] : []),
   ];
 }

@@ -108,8 +108,22 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   }
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
   const { prefix, tombstonePrefix, channel } = storeNames(options);
-  // Redis's PX takes a whole number of milliseconds from 1 and up.
-  const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
+  const tombstoneTtlMs: unknown = options.tombstoneTtlMs ?? 600_000;
+  // PX takes a whole number of ms written as digits, which Redis adds to its clock: a safe
+  // integer is the range that holds both.
+  if (
+    typeof tombstoneTtlMs !== 'number' ||
+    !Number.isSafeInteger(tombstoneTtlMs) ||
+    tombstoneTtlMs < 1
+  ) {
+    throw new RangeError(
+      expected(
+        'tombstoneTtlMs',
+        `a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`,
+        tombstoneTtlMs,
+      ),
+    );
+  }
   const report = storeErrorHandler(options.onError);
   const waitFor = options.waitForReplicas;
   if (waitFor !== undefined && !isPlainObject(waitFor)) {
