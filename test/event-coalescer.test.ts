@@ -109,21 +109,17 @@ describe('EventCoalescer window', () => {
 });
 
 describe('EventCoalescer clock', () => {
-  it('keeps exact deadlines when the system clock jumps weeks ahead', () => {
+  it('keeps exact deadlines after weeks of uptime (its clock re-bases past 2^30 ms)', () => {
     const store = syncStore();
     const coalescer = new EventCoalescer(store);
     coalescer.enqueue('ws-1', { a: 1 }, 's');
-    vi.setSystemTime(Date.now() + 40 * 24 * 3600 * 1000);
+    vi.advanceTimersByTime(150);
+    vi.advanceTimersByTime(40 * 24 * 3600 * 1000);
     coalescer.enqueue('ws-2', { a: 2 }, 's');
     vi.advanceTimersByTime(149);
-    expect(store.upsert).not.toHaveBeenCalled();
+    expect(store.upsert).toHaveBeenCalledTimes(1);
     vi.advanceTimersByTime(1);
     expect(storeArgs(store.upsert).map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
-    coalescer.enqueue('ws-3', { a: 3 }, 's');
-    vi.advanceTimersByTime(149);
-    expect(store.upsert).toHaveBeenCalledTimes(2);
-    vi.advanceTimersByTime(1);
-    expect(store.upsert).toHaveBeenCalledTimes(3);
   });
 
   it('works with fake timers installed after the coalescer was created', () => {
@@ -935,6 +931,21 @@ describe('EventCoalescer durations of any length', () => {
 });
 
 describe('EventCoalescer with a wall clock that steps back', () => {
+  it('writes a patch enqueued after the step windowMs after its event, not with the earlier one', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-a', { a: 1 }, 's');
+    vi.advanceTimersByTime(149);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    coalescer.enqueue('ws-b', { b: 1 }, 's');
+    vi.advanceTimersByTime(1);
+    expect(storeArgs(store.upsert).map((call) => call[0])).toEqual(['ws-a']);
+    vi.advanceTimersByTime(148);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    expect(storeArgs(store.upsert).map((call) => call[0])).toEqual(['ws-a', 'ws-b']);
+  });
+
   it('still writes a quiet patch windowMs after its last enqueue', () => {
     const store = syncStore();
     const coalescer = new EventCoalescer(store);
@@ -1091,6 +1102,43 @@ describe('EventCoalescer pending and waiting', () => {
 });
 
 describe('EventCoalescer leading edge', () => {
+  it('keeps a maxWaitMs shorter than windowMs for what follows a leading write', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 150, maxWaitMs: 20, leading: true });
+    coalescer.enqueue('ws-1', { n: 0 }, 's');
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(25);
+    coalescer.enqueue('ws-1', { n: 1 }, 's');
+    vi.advanceTimersByTime(19);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    expect(storeArgs(store.upsert)[1]).toEqual(['ws-1', { n: 1 }, 's']);
+  });
+
+  it.each([
+    [150, 1000],
+    [150, 20],
+  ])(
+    'spaces the writes of a steady stream (windowMs %i, maxWaitMs %i) by the shorter of the two',
+    (windowMs, maxWaitMs) => {
+      const writesAt: number[] = [];
+      const store = syncStore();
+      store.upsert.mockImplementation(() => {
+        writesAt.push(performance.now());
+      });
+      const coalescer = new EventCoalescer(store, { windowMs, maxWaitMs, leading: true });
+      for (let ms = 0; ms < 2500; ms++) {
+        coalescer.enqueue('ws-1', { ms }, 's');
+        vi.advanceTimersByTime(1);
+      }
+      const spacing = Math.min(windowMs, maxWaitMs);
+      const gaps = writesAt.slice(1).map((at, i) => at - (writesAt[i] as number));
+      expect(writesAt.length).toBeGreaterThanOrEqual(3);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(spacing);
+      expect(writesAt.length).toBeLessThanOrEqual(Math.floor(2500 / spacing) + 1);
+    },
+  );
+
   it('writes the first event of a quiet workspace in the same tick', () => {
     const store = syncStore();
     const coalescer = new EventCoalescer(store, { leading: true });
@@ -1214,18 +1262,47 @@ describe('EventCoalescer leading edge', () => {
   });
 });
 
+describe('EventCoalescer with a wall clock that jumps ahead', () => {
+  it('makes nothing due early: deadlines count real elapsed time', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 100, maxWaitMs: 300 });
+    coalescer.enqueue('ws-1', { n: 0 }, 's');
+    vi.setSystemTime(Date.now() + 3_600_000);
+    coalescer.enqueue('ws-1', { n: 1 }, 's');
+    coalescer.enqueue('ws-2', { n: 1 }, 's');
+    vi.advanceTimersByTime(99);
+    expect(store.upsert).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(storeArgs(store.upsert).map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
+  });
+});
+
+/**
+ * A synchronous loop as the coalescer sees it: `performance.now()` moves, timers do not fire.
+ * Returns how to move that clock on.
+ */
+function busyEventLoop(): (ms: number) => void {
+  let busyMs = 0;
+  const realNow = performance.now.bind(performance);
+  vi.spyOn(performance, 'now').mockImplementation(() => realNow() + busyMs);
+  return (ms) => {
+    busyMs += ms;
+  };
+}
+
 describe('EventCoalescer maxWaitMs while the event loop is busy', () => {
   it('writes an overdue patch from the enqueue itself when the timer could not run', () => {
     const store = syncStore();
     const coalescer = new EventCoalescer(store, { maxWaitMs: 128 });
+    const busyFor = busyEventLoop();
     coalescer.enqueue('ws-1', { n: 0 }, 's');
-    // A synchronous loop: the clock moves, timers do not fire.
-    vi.setSystemTime(Date.now() + 127);
+    busyFor(127);
     coalescer.enqueue('ws-1', { n: 1 }, 's');
     expect(store.upsert).not.toHaveBeenCalled();
-    vi.setSystemTime(Date.now() + 1);
+    busyFor(1);
     coalescer.enqueue('ws-1', { n: 2 }, 's');
     expect(storeArgs(store.upsert)).toEqual([['ws-1', { n: 2 }, 's']]);
+    vi.restoreAllMocks();
   });
 
   it('keeps maxWaitMs in a real synchronous loop of enqueues', () => {

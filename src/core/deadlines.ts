@@ -31,7 +31,7 @@ export class Deadlines<F extends object> {
    */
   readonly #recent: Map<string, number> | undefined;
   /** Pending times count from here (see `#now`). */
-  #epoch = Date.now();
+  #epoch = performance.now();
 
   /**
    * `onDue` receives each patch once it is due, already taken out of the schedule.
@@ -106,6 +106,12 @@ export class Deadlines<F extends object> {
       this.#quiet.append(patch);
       // Without a timer nothing else is pending, so this patch's deadline is the earliest.
       if (this.#timer === undefined) this.#arm(now);
+      // A timer kept for the leading edge's bookkeeping may be due after this patch's
+      // maxWaitMs (when maxWaitMs < windowMs): the earlier deadline wins.
+      else if (now + this.#maxWaitMs < this.#armedFor) {
+        clearTimer(this.#timer);
+        this.#arm(now);
+      }
     } else {
       patch.lastAt = now;
       // A hot key is already the newest: skip the relinking.
@@ -158,27 +164,28 @@ export class Deadlines<F extends object> {
   /**
    * Milliseconds since this schedule's epoch, as a small integer: V8 keeps small
    * integers unboxed in a patch's fields, and a boxed double costs 16 bytes each.
-   * The wall clock is read because fake timers fake it. When it steps back (NTP, a resumed
-   * VM), time stands still instead: `touch` holds it at the newest pending time, the timer's
-   * own firing moves it on (see `#onTimer`).
+   * `performance.now()` is monotonic, so steps of the wall clock (NTP, a resumed VM) move no
+   * deadline, and fake timers drive it (looked up on each call, so also when installed after
+   * import). Should it still read earlier than a time already seen (fake timers installed
+   * while patches were pending), time stands still instead: `touch` holds it at the newest
+   * pending time, the timer's own firing moves it on (see `#onTimer`).
    */
   #now(): number {
-    const elapsed = Date.now() - this.#epoch;
+    const elapsed = performance.now() - this.#epoch;
     if (elapsed >= 0 && elapsed < EPOCH_SPAN_MS) return elapsed | 0;
     return elapsed < 0 ? this.#standStill(0) : this.#rebase();
   }
 
   /** Moves the epoch so that now reads `at`: a clock that stepped back is not followed. */
   #standStill(at: number): number {
-    this.#epoch = Date.now() - at;
+    this.#epoch = performance.now() - at;
     return at;
   }
 
   /** Moves the epoch to now, shifting pending times with it (at most every 12 days). */
   #rebase(): number {
-    const clock = Date.now();
-    const shift = clock - this.#epoch;
-    this.#epoch = clock;
+    const shift = Math.floor(performance.now() - this.#epoch);
+    this.#epoch += shift;
     this.#armedFor -= shift;
     this.#firedAt -= shift;
     for (const patch of this.#pending.values()) {
