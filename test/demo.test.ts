@@ -45,7 +45,7 @@ describe('the demo (npm start)', () => {
 });
 
 describe('the live page from the command line (npm start -- --web)', () => {
-  it('prints its URL on the first line, serves the page there, and stops after --duration', async () => {
+  it('prints only its URL on stdout, serves the page there, and stops after --duration', async () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(
       'node',
@@ -61,9 +61,13 @@ describe('the live page from the command line (npm start -- --web)', () => {
         '--rate',
         '50',
       ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += String(chunk);
+    });
     const firstLine = await new Promise<string>((resolve) => {
       child.stdout.on('data', (chunk: Buffer) => {
         output += String(chunk);
@@ -75,6 +79,7 @@ describe('the live page from the command line (npm start -- --web)', () => {
     expect(html).toContain('<title>event-coalescer — live snapshot</title>');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code).toBe(0);
-    expect(output).toMatch(/events in: \d+, writes out: \d+/);
+    expect(output).toBe(`${firstLine}\n`);
+    expect(stderr).toMatch(/events in: \d+, writes out: \d+/);
   }, 30_000);
 });

@@ -1,18 +1,22 @@
-/** `npm start -- --web`: the live page, until Ctrl-C or --duration. Prints its URL first. */
+/**
+ * `npm start -- --web`: the live page, until Ctrl-C or --duration. Its URL is the only line
+ * on stdout, for scripts (`npm start --silent -- --web`, so that npm prints no banner there);
+ * everything else goes to stderr.
+ */
 import { durationS, host, port, rate, windowMs, workspaceCount } from '../demo-options.js';
 import { startWebDemo } from './server.js';
 
 const demo = await startWebDemo({ port, host, workspaces: workspaceCount, rate, windowMs });
-console.log(demo.url);
-console.log(`serving the live snapshot of ${workspaceCount} workspaces; Ctrl-C stops`);
+process.stdout.write(`${demo.url}\n`);
+console.error(`serving the live snapshot of ${workspaceCount} workspaces; Ctrl-C stops`);
 
 let stopping = false;
 async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  const { eventsIn, writesOut, eventsPerWrite } = demo.stats();
   await demo.close();
-  console.log(
+  const { eventsIn, writesOut, eventsPerWrite } = demo.stats();
+  console.error(
     `events in: ${eventsIn}, writes out: ${writesOut}, ${eventsPerWrite.toFixed(2)} events per write`,
   );
 }

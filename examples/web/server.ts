@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   createEventCollector,
@@ -18,6 +18,8 @@ import {
   type WorkspaceSnapshotFields,
   workspaceSnapshotSources,
 } from 'event-coalescer';
+import { closeWithin, createBoundedServer, parseTarget } from './bounded-server.js';
+import { EventStream } from './event-stream.js';
 import { simulate } from './simulation.js';
 
 export interface WebDemoOptions {
@@ -27,6 +29,10 @@ export interface WebDemoOptions {
   /** Simulated domain events per second; 0 sends none but the page's bursts. */
   rate: number;
   windowMs: number;
+  /** Live pages served at once (default 200); one more is answered 503. */
+  maxClients?: number;
+  /** Bytes a page may leave unread before it is cut off (default 1 MiB). */
+  maxBufferedBytes?: number;
 }
 
 export interface WebDemoStats {
@@ -36,6 +42,10 @@ export interface WebDemoStats {
   latencyP50: number;
   latencyP99: number;
   coalescing: boolean;
+  /** Live pages connected, pages cut off for reading too slowly, and bytes they left unread. */
+  clients: number;
+  clientsCutOff: number;
+  bufferedBytes: number;
 }
 
 const page = readFileSync(new URL('./index.html', import.meta.url), 'utf8');
@@ -128,24 +138,24 @@ export async function startWebDemo(options: WebDemoOptions) {
       latencyP50: Math.round(at(0.5)),
       latencyP99: Math.round(at(0.99)),
       coalescing,
+      clients: stream.size,
+      clientsCutOff: stream.cutOff,
+      bufferedBytes: stream.bufferedBytes,
     };
   };
 
   // --- Server-Sent Events ---------------------------------------------------------------
-  const clients = new Set<ServerResponse>();
-  const send = (client: ServerResponse, event: string, data: unknown): void => {
-    client.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  };
-  const broadcast = (event: string, data: unknown): void => {
-    for (const client of clients) send(client, event, data);
-  };
+  const stream = new EventStream({
+    maxClients: options.maxClients ?? 200,
+    maxBufferedBytes: options.maxBufferedBytes ?? 1 << 20,
+  });
   const unsubscribe = store.subscribe((change) => {
     if (change.type === 'remove') {
-      broadcast('change', { type: 'remove', workspaceId: change.workspaceId });
+      stream.broadcast('change', { type: 'remove', workspaceId: change.workspaceId });
     } else {
       // A change carries what changed; the card shows the whole entry.
       const entry = store.getByWorkspaceId(change.workspaceId);
-      broadcast('change', {
+      stream.broadcast('change', {
         type: 'upsert',
         workspaceId: change.workspaceId,
         entry,
@@ -153,7 +163,7 @@ export async function startWebDemo(options: WebDemoOptions) {
       });
     }
   });
-  const statsTimer = setInterval(() => broadcast('stats', stats()), 250);
+  const statsTimer = setInterval(() => stream.broadcast('stats', stats()), 250);
 
   const simulation = simulate(domains, {
     workspaces: options.workspaces,
@@ -166,43 +176,73 @@ export async function startWebDemo(options: WebDemoOptions) {
       ),
   });
 
-  const server = createServer((request, response) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    if (request.method === 'GET' && url.pathname === '/') {
-      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
-    } else if (request.method === 'GET' && url.pathname === '/events') {
-      response.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      clients.add(response);
-      request.on('close', () => clients.delete(response));
-      send(response, 'snapshot', store.getAll());
-      send(response, 'stats', stats());
-    } else if (request.method === 'GET' && url.pathname === '/stats') {
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(stats()));
-    } else if (request.method === 'POST' && url.pathname === '/coalescing') {
-      coalescing = url.searchParams.get('on') !== 'false';
-      broadcast('stats', stats());
-      response.writeHead(204).end();
-    } else if (request.method === 'POST' && url.pathname === '/burst') {
-      const workspaceId = url.searchParams.get('workspace') ?? simulation.pick();
-      const events = Math.min(100, Math.max(1, Number(url.searchParams.get('events') ?? 5)));
-      // One burst: the same event, a new state each time, in one tick.
-      for (let i = 0; i < events; i++) {
-        domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
-          workspaceId,
-          fromState: i % 2 ? 'FIXING' : 'CHECKING',
-          toState: i % 2 ? 'CHECKING' : 'FIXING',
-        });
-      }
-      response
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ workspaceId, events }));
-    } else {
-      response.writeHead(404).end();
+  // --- Routes: every path and method has an answer ----------------------------------------
+  type Route = (request: IncomingMessage, response: ServerResponse, query: URLSearchParams) => void;
+  const routes: Record<string, Record<string, Route>> = {
+    '/': {
+      GET: (_request, response) => {
+        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
+      },
+    },
+    '/events': {
+      GET: (request, response) => {
+        if (!stream.accept(request, response)) return;
+        stream.send(response, 'snapshot', store.getAll());
+        stream.send(response, 'stats', stats());
+      },
+    },
+    '/stats': {
+      GET: (_request, response) => {
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify(stats()));
+      },
+    },
+    '/coalescing': {
+      POST: (_request, response, query) => {
+        coalescing = query.get('on') !== 'false';
+        stream.broadcast('stats', stats());
+        response.writeHead(204).end();
+      },
+    },
+    '/burst': {
+      POST: (_request, response, query) => {
+        const workspaceId = query.get('workspace') ?? simulation.pick();
+        const events = Math.min(100, Math.max(1, Number(query.get('events') ?? 5) || 1));
+        // One burst: the same event, a new state each time, in one tick.
+        for (let i = 0; i < events; i++) {
+          domains.ratchetService.emit(RATCHET_STATE_CHANGED, {
+            workspaceId,
+            fromState: i % 2 ? 'FIXING' : 'CHECKING',
+            toState: i % 2 ? 'CHECKING' : 'FIXING',
+          });
+        }
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ workspaceId, events }));
+      },
+    },
+  };
+  const server = createBoundedServer((request, response) => {
+    const target = parseTarget(request.url);
+    if (target === undefined) {
+      response.writeHead(400).end();
+      return;
     }
+    const { pathname, query } = target;
+    const methods = Object.hasOwn(routes, pathname) ? routes[pathname] : undefined;
+    if (methods === undefined) {
+      response.writeHead(404).end();
+      return;
+    }
+    const route = Object.hasOwn(methods, request.method ?? '')
+      ? methods[request.method ?? '']
+      : undefined;
+    if (route === undefined) {
+      response.writeHead(405, { allow: Object.keys(methods).join(', ') }).end();
+      return;
+    }
+    route(request, response, query);
   });
   await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
   const address = server.address() as AddressInfo;
@@ -210,14 +250,20 @@ export async function startWebDemo(options: WebDemoOptions) {
   return {
     url: `http://${host}:${address.port}/`,
     stats,
-    async close(): Promise<void> {
+    /**
+     * Stops in bounded time, whatever the clients do: the final updates go out to every
+     * client still connected, then the streams end and, after `graceMs`, connections still
+     * open are destroyed.
+     */
+    async close(graceMs = 2_000): Promise<void> {
       simulation.stop();
       clearInterval(statsTimer);
-      for (const client of clients) client.end();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
       for (const detach of detachStraight) detach();
       await collector.stop();
       unsubscribe();
+      stream.broadcast('stats', stats());
+      stream.endAll();
+      await closeWithin(server, graceMs);
     },
   };
 }
