@@ -80,9 +80,10 @@ async function reader(url: string) {
   const state = { text: '', ended: false };
   const done = (async () => {
     const decoder = new TextDecoder();
+    const body = (response.body as ReadableStream<Uint8Array>).getReader();
     try {
-      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        state.text += decoder.decode(chunk);
+      for (let chunk = await body.read(); !chunk.done; chunk = await body.read()) {
+        state.text += decoder.decode(chunk.value);
       }
       state.ended = true;
     } catch {
