@@ -134,9 +134,12 @@ describe('the Redis key layout and its cost', () => {
     });
   });
 
-  it('costs Redis at most five commands for a write of two fields', async () => {
+  /** Commands Redis ran for one upsert of `fields` fields, all of them changed. */
+  async function commandsOfUpsert(fields: number, timestamps: boolean): Promise<number> {
     const { store } = await freshStore();
-    await store.upsert('ws-1', { a: 1, b: 1 }, 's', 10);
+    const patch = (value: number) =>
+      Object.fromEntries(Array.from({ length: fields }, (_, i) => [`f${i}`, value]));
+    await store.upsert('ws-1', patch(1), 's', timestamps ? 10 : undefined);
     const admin = await server.client();
     const count = async () => {
       const stats = await admin.info('commandstats');
@@ -148,10 +151,31 @@ describe('the Redis key layout and its cost', () => {
     };
     await admin.config('RESETSTAT');
     const before = await count();
-    await store.upsert('ws-1', { a: 2, b: 2 }, 's', 20);
-    expect((await count()) - before).toBeLessThanOrEqual(5);
-    expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 2, b: 2 });
+    await store.upsert('ws-1', patch(2), 's', timestamps ? 20 : undefined);
+    const commands = (await count()) - before;
+    expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual(patch(2));
+    return commands;
+  }
+
+  it('costs Redis at most five commands for a write of two fields', async () => {
+    expect(await commandsOfUpsert(2, true)).toBe(5);
+    expect(await commandsOfUpsert(2, false)).toBe(4);
   });
+
+  it.each([
+    // fields, timestamps, commands: the script, GET of the tombstone (with timestamps),
+    // one HMGET and one HSET per 4,000 arguments, PUBLISH
+    [998, true, 5],
+    [999, true, 6],
+    [5000, true, 12],
+    [1997, false, 4],
+    [1998, false, 5],
+  ])(
+    'costs Redis as the README says for %i fields (timestamps: %s): %i commands',
+    async (fields, timestamps, commands) => {
+      expect(await commandsOfUpsert(fields, timestamps)).toBe(commands);
+    },
+  );
 });
 
 describe('createRedisSnapshotStore under hostile input', () => {
@@ -386,6 +410,57 @@ describe('the Redis store under a least-privilege ACL user', () => {
     expect(reported).toHaveBeenCalledTimes(1);
     expect(String(reported.mock.calls[0]?.[0])).toMatch(/refused upsert/);
     expect((await owner.getByWorkspaceId('ws-1'))?.fields).toEqual({ secret: 1 });
+  });
+});
+
+describe('Redis store names that could overlap', () => {
+  it('lets another prefix’s user list the key names (SCAN is not restricted by key pattern), and no more', async () => {
+    const admin = await server.client();
+    await admin.call(
+      'ACL',
+      'SETUSER',
+      'scan-b',
+      'on',
+      '>b',
+      ...redisAclRules({ prefix: 'scan-b:' }),
+    );
+    const owner = createRedisSnapshotStore(await server.client(), { prefix: 'scan-a:' });
+    stores.push(owner);
+    await owner.upsert('ws-private', { secret: 1 }, 's');
+    const other = await server.client({ username: 'scan-b', password: 'b' });
+    const [, names] = await other.scan('0', 'MATCH', 'scan-a:*', 'COUNT', 10_000);
+    expect(names).toContain('scan-a:{ws-private}');
+    await expect(other.hgetall('scan-a:{ws-private}')).rejects.toThrow(/NOPERM/);
+  });
+
+  it('refuses a prefix that another store in the process uses for its tombstones, until that store closes', async () => {
+    const client = await server.client();
+    const first = createRedisSnapshotStore(client, { prefix: 'ov-a:' });
+    expect(() => createRedisSnapshotStore(client, { prefix: 'ov-a-removed:' })).toThrow(
+      /prefix "ov-a-removed:" overlaps the names of another Redis store in this process \(prefix "ov-a:", tombstonePrefix "ov-a-removed:"\)/,
+    );
+    expect(() =>
+      createRedisSnapshotStore(client, { prefix: 'ov-z:', tombstonePrefix: 'ov-a:' }),
+    ).toThrow(/tombstonePrefix "ov-a:" overlaps/);
+    expect(() =>
+      createRedisSnapshotStore(client, { prefix: 'ov-a:', tombstonePrefix: 'ov-a-gone:' }),
+    ).toThrow(/prefix "ov-a:" overlaps/);
+    // Replicas of one store share its names.
+    const replica = createRedisSnapshotStore(client, { prefix: 'ov-a:' });
+    await replica.close();
+    await first.close();
+    const later = createRedisSnapshotStore(client, { prefix: 'ov-a-removed:' });
+    stores.push(later);
+    expect(later).toBeDefined();
+  });
+
+  it('refuses a tombstonePrefix equal to its own prefix', async () => {
+    const client = await server.client();
+    expect(() =>
+      createRedisSnapshotStore(client, { prefix: 'same:', tombstonePrefix: 'same:' }),
+    ).toThrow(
+      'Expected `tombstonePrefix` to be a prefix other than prefix ("same:"), got `"same:"`',
+    );
   });
 });
 

@@ -51,6 +51,23 @@ describe('the store tracing channel', () => {
     expect(calls.seen).toEqual([]);
   });
 
+  it.each([
+    ['immediate', { canCreate: (): boolean => true }, { immediate: true }],
+    ['a leading edge', { canCreate: (): boolean => true, leading: true }, undefined],
+  ] as const)(
+    'traces the store call an enqueue starts (%s) inside that enqueue',
+    (_label, options, enqueueOptions) => {
+      const calls = recordStoreCalls();
+      stop = calls.stop;
+      const coalescer = new EventCoalescer(syncStore(), options);
+      coalescer.enqueue('ws-1', { a: 1 }, 's', enqueueOptions);
+      expect(calls.events()).toEqual(['start:upsert:1', 'end:upsert:1']);
+      // What only merges into the pending patch publishes nothing.
+      coalescer.enqueue('ws-1', { a: 2 }, 's');
+      expect(calls.events()).toHaveLength(2);
+    },
+  );
+
   it('traces a synchronous write: start and end, with its context', () => {
     const calls = recordStoreCalls();
     stop = calls.stop;

@@ -69,8 +69,60 @@ export function storeNames(options: StoreNamesOptions) {
     options.tombstonePrefix,
     `${prefix.replace(/:$/, '')}-removed:`,
   );
+  if (tombstonePrefix === prefix) {
+    throw new TypeError(
+      expected('tombstonePrefix', `a prefix other than prefix ("${prefix}")`, tombstonePrefix),
+    );
+  }
   const channel = stringOption('channel', options.channel, `${prefix}changes`);
   return { prefix, tombstonePrefix, channel };
+}
+
+/** Each key prefix in use by a store of this process: what it holds, and its partner prefix. */
+const prefixesInUse = new Map<
+  string,
+  { holds: 'hashes' | 'tombstones'; partner: string; stores: number }
+>();
+
+/**
+ * Claims a store's two key prefixes for this process until the returned release is called.
+ * Stores with the same two prefixes share them (replicas of one store); a prefix that another
+ * store uses for the other kind of key, or with another partner, is refused: the ACL rules of
+ * one would own the other's keys (its user could delete a tombstone, and a late write then
+ * resurrect a removed workspace), and the two would read each other's keys as their own.
+ */
+export function claimPrefixes(prefix: string, tombstonePrefix: string): () => void {
+  const claims = [
+    { name: 'prefix', value: prefix, holds: 'hashes', partner: tombstonePrefix },
+    { name: 'tombstonePrefix', value: tombstonePrefix, holds: 'tombstones', partner: prefix },
+  ] as const;
+  for (const claim of claims) {
+    const inUse = prefixesInUse.get(claim.value);
+    if (inUse !== undefined && (inUse.holds !== claim.holds || inUse.partner !== claim.partner)) {
+      const other =
+        inUse.holds === 'hashes'
+          ? `prefix "${claim.value}", tombstonePrefix "${inUse.partner}"`
+          : `prefix "${inUse.partner}", tombstonePrefix "${claim.value}"`;
+      throw new TypeError(
+        `event-coalescer: ${claim.name} "${claim.value}" overlaps the names of another Redis store in this process (${other}); give each store prefixes of its own`,
+      );
+    }
+  }
+  for (const claim of claims) {
+    const inUse = prefixesInUse.get(claim.value);
+    if (inUse === undefined) {
+      prefixesInUse.set(claim.value, { holds: claim.holds, partner: claim.partner, stores: 1 });
+    } else inUse.stores++;
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const claim of claims) {
+      const inUse = prefixesInUse.get(claim.value);
+      if (inUse !== undefined && --inUse.stores === 0) prefixesInUse.delete(claim.value);
+    }
+  };
 }
 
 /**

@@ -12,7 +12,7 @@ import type {
 } from '../core/types.js';
 import { type RedisClient, type RedisSubscriber, scriptRunner } from './redis-client.js';
 import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
-import { hashTag, idOfTag, matchPrefix, storeNames } from './redis-names.js';
+import { claimPrefixes, hashTag, idOfTag, matchPrefix, storeNames } from './redis-names.js';
 import { REMOVE, sha1, UPSERT } from './redis-scripts.js';
 import { notifyAll, storeErrorHandler } from './report.js';
 
@@ -154,6 +154,8 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   let subscribed: Promise<void> | undefined;
 
   const { run, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
+  // Last of the checks: a store refused at creation claims nothing.
+  const releasePrefixes = claimPrefixes(prefix, tombstonePrefix);
 
   const openFeed = (): Promise<void> => {
     if (subscribed !== undefined) return subscribed;
@@ -270,6 +272,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
     async close() {
       listeners.clear();
+      releasePrefixes();
       await closeFeed();
     },
   };
