@@ -34,6 +34,13 @@ export async function eventually(check: () => unknown, timeoutMs = 2000): Promis
   }
 }
 
+/** `{ next: { next: … { end: true } } }`, `levels` objects deep. */
+function nested(levels: number): Record<string, unknown> {
+  let value: Record<string, unknown> = { end: true };
+  for (let i = 1; i < levels; i++) value = { next: value };
+  return value;
+}
+
 /** The store contract, one suite for every store; `fresh` gives an empty store. */
 export function describeStoreContract(
   name: string,
@@ -92,6 +99,57 @@ export function describeStoreContract(
       await store.upsert('ws-1', fields, 's');
       expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual(fields);
     });
+
+    it('round-trips an object nested 150 levels deep, and stores a Date as its JSON', async () => {
+      const store = await fresh();
+      const deep = nested(150);
+      const at = new Date(0);
+      await store.upsert('ws-1', { deep, at }, 's');
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({
+        deep,
+        at: '1970-01-01T00:00:00.000Z',
+      });
+    });
+
+    it('keeps what it stored when the caller later changes the object it wrote', async () => {
+      const store = await fresh();
+      const value = { list: [1] };
+      await store.upsert('ws-1', { value }, 's');
+      value.list.push(2);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ value: { list: [1] } });
+    });
+
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    it.each([
+      ['a function', () => 1, /got a function/],
+      ['a symbol', Symbol('s'), /symbol/],
+      ['a BigInt', 10n, /bigint/],
+      ['NaN', Number.NaN, /NaN/],
+      ['Infinity', Number.POSITIVE_INFINITY, /Infinity/],
+      ['-Infinity', Number.NEGATIVE_INFINITY, /-Infinity/],
+      ['-0', -0, /`0` \(number\)/],
+      ['NaN nested in an object', { inner: [1, Number.NaN] }, /NaN.*at \[1\] at \.inner/],
+      ['a Map', new Map([['k', 1]]), /got a Map/],
+      ['a Set', new Set([1]), /got a Set/],
+      ['a Set nested in an array', [new Set([1])], /got a Set at \[0\]/],
+      ['a class instance', new (class Point {})(), /got a Point/],
+      ['a cycle', cyclic, /nested more than 1000 levels deep \(or a cycle\)/],
+      ['an object nested 1001 levels deep', nested(1001), /nested more than 1000 levels/],
+    ])(
+      'refuses %s with EC_VALUE_REFUSED naming the field, and writes nothing',
+      async (_l, value, shown) => {
+        const store = await fresh();
+        await store.upsert('ws-1', { kept: 1 }, 's');
+        const write = Promise.resolve().then(() =>
+          store.upsert('ws-1', { kept: 2, bad: value }, 's'),
+        );
+        await expect(write).rejects.toMatchObject({ code: 'EC_VALUE_REFUSED' });
+        await expect(write).rejects.toThrow(/field `bad`/);
+        await expect(write).rejects.toThrow(shown);
+        expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ kept: 1 });
+      },
+    );
 
     it('hands out copies: a later write does not change an entry read before', async () => {
       const store = await fresh();

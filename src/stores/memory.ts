@@ -11,6 +11,7 @@ import type {
   StoreCallOptions,
   StoreErrorHandler,
 } from '../core/types.js';
+import { assertJsonValue } from './json-values.js';
 import { notifyAll, storeErrorHandler } from './report.js';
 
 export interface MemoryStoreOptions {
@@ -123,8 +124,21 @@ export function createMemorySnapshotStore<F extends object = Fields>(
         if (previous !== undefined && previous >= timestamp) continue;
         times.set(key, timestamp);
       }
-      if (Object.hasOwn(row.fields, key) && Object.is(row.fields[key], value)) continue;
-      setField(row.fields, key, value);
+      // An object is kept as a copy of its JSON, as Redis keeps it: later changes to the
+      // caller's object do not reach the store, and an equal value is no change.
+      let stored = value;
+      if (typeof value === 'object' && value !== null) {
+        const json = JSON.stringify(value);
+        const had = row.fields[key];
+        if (
+          Object.hasOwn(row.fields, key) &&
+          typeof had === 'object' &&
+          JSON.stringify(had) === json
+        )
+          continue;
+        stored = JSON.parse(json);
+      } else if (Object.hasOwn(row.fields, key) && Object.is(row.fields[key], value)) continue;
+      setField(row.fields, key, stored);
       changed.push(key);
     }
     return changed;
@@ -134,6 +148,11 @@ export function createMemorySnapshotStore<F extends object = Fields>(
     upsert(workspaceId, fields, source, timestamp, call) {
       // A synchronous store runs each call as it is made: only a signal aborted already stops it.
       throwIfAborted(call);
+      // What Redis would refuse is refused here too, before anything is written.
+      for (const key in fields) {
+        const value = (fields as Record<string, unknown>)[key];
+        if (value !== undefined) assertJsonValue(key, value);
+      }
       if (timestamp !== undefined && timestamp <= removedAt(workspaceId)) return;
       let row = rows.get(workspaceId);
       const created = row === undefined;

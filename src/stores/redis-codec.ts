@@ -3,10 +3,10 @@
  * JSON, refusing what JSON cannot carry exactly, and reporting what cannot be decoded
  * instead of throwing it at every reader.
  */
-import { describeValue } from '../core/describe.js';
 import { EventCoalescerError } from '../core/errors.js';
 import { setField } from '../core/merge.js';
 import type { SnapshotChange, SnapshotEntry, StoreErrorHandler } from '../core/types.js';
+import { assertJsonValue } from './json-values.js';
 import { idOfTag } from './redis-names.js';
 
 /**
@@ -99,56 +99,16 @@ export function decodeChange<F extends object>(
   return undefined;
 }
 
-/** What JSON would silently turn into something else, described; `undefined` when faithful. */
-function unfaithful(value: unknown, depth: number): string | undefined {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return undefined;
-    case 'number':
-      return Number.isFinite(value) && !Object.is(value, -0) ? undefined : describeValue(value);
-    case 'object': {
-      if (value === null) return undefined;
-      if (depth > 100) return 'an object nested more than 100 levels deep';
-      // Dates and the like are stored as what their toJSON gives.
-      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return undefined;
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const inner = value[i] === undefined ? 'undefined' : unfaithful(value[i], depth + 1);
-          if (inner !== undefined) return `${inner} at [${i}]`;
-        }
-        return undefined;
-      }
-      for (const key of Object.keys(value)) {
-        const inner = (value as Record<string, unknown>)[key];
-        // JSON leaves out an undefined property, as a patch does: "not provided".
-        if (inner === undefined) continue;
-        const found = unfaithful(inner, depth + 1);
-        if (found !== undefined) return `${found} at .${key}`;
-      }
-      return undefined;
-    }
-    default:
-      return describeValue(value);
-  }
-}
-
 /** A field's value as JSON, refused when JSON cannot carry it exactly. */
 export function encodeField(name: string, value: unknown): string {
-  const problem = unfaithful(value, 0);
-  if (problem === undefined) {
-    try {
-      return JSON.stringify(value);
-    } catch (error) {
-      throw new EventCoalescerError(
-        'EC_VALUE_REFUSED',
-        `field \`${name}\` cannot be stored as JSON: ${String(error)}`,
-        { cause: error },
-      );
-    }
+  assertJsonValue(name, value);
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new EventCoalescerError(
+      'EC_VALUE_REFUSED',
+      `field \`${name}\` cannot be stored as JSON: ${String(error)}`,
+      { cause: error },
+    );
   }
-  throw new EventCoalescerError(
-    'EC_VALUE_REFUSED',
-    `expected field \`${name}\` to be a value JSON carries exactly, got ${problem}`,
-  );
 }
