@@ -385,6 +385,53 @@ describe('refresh sources that share a refresh', () => {
   });
 });
 
+describe('refresh sources that share a function, one naming a group', () => {
+  it.each([
+    ['the named one first', ['row', undefined]],
+    ['the unnamed one first', [undefined, 'row']],
+  ] as const)(
+    'share its runs (%s): never two reads of one workspace at once',
+    async (_label, groups) => {
+      const emitter = new EventEmitter();
+      const store = syncStore();
+      let reading = 0;
+      let mostAtOnce = 0;
+      let reads = 0;
+      const gates: Array<() => void> = [];
+      const read = async () => {
+        reads++;
+        reading++;
+        mostAtOnce = Math.max(mostAtOnce, reading);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        reading--;
+        return { n: reads };
+      };
+      createEventCollector({
+        store,
+        canCreate: () => true,
+        sources: groups.map((group, i) => ({
+          emitter,
+          event: `e${i}`,
+          key: (id: string) => id,
+          refresh: read,
+          ...(group === undefined ? {} : { group }),
+        })),
+      });
+      emitter.emit('e0', 'ws-1');
+      emitter.emit('e1', 'ws-1');
+      expect(reads).toBe(1);
+      gates.shift()?.();
+      await settle();
+      gates.shift()?.();
+      await settle();
+      vi.advanceTimersByTime(150);
+      expect(mostAtOnce).toBe(1);
+      expect(reads).toBe(2);
+      expect(storeArgs(store.upsert)).toEqual([['ws-1', { n: 2 }, 'row']]);
+    },
+  );
+});
+
 describe('refresh sources with async keys', () => {
   function asyncKeySetup() {
     const emitter = new EventEmitter();

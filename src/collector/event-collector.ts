@@ -5,6 +5,7 @@ import { isPlainObject } from '../core/merge.js';
 import type { CoalescerOptions, Fields, Patch, SnapshotStore } from '../core/types.js';
 import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js';
 import { subscribe } from './emitter-adapter.js';
+import { groupRefreshSources, type RefreshGroup } from './refresh-groups.js';
 import { RefreshRunner } from './refresh-runner.js';
 import { type PatchSource, type RefreshSource, type Source, sourceName } from './sources.js';
 
@@ -66,8 +67,8 @@ export function createEventCollector<F extends object = Fields>(
   const coalescer = new EventCoalescer<F>(store, options);
   const { logger } = coalescer.options;
   const detachers: Array<() => void> = [];
-  /** One runner per group of refresh sources: by `group`, or by the `refresh` they share. */
-  const runnersByGroup = new Map<unknown, RefreshRunner<F>>();
+  /** One runner per group of refresh sources (see `groupRefreshSources`). */
+  const runnersByGroup = new Map<RefreshGroup<F>, RefreshRunner<F>>();
   const runners: RefreshRunner<F>[] = [];
   let stopped = false;
   let stopping: Promise<void> | undefined;
@@ -187,20 +188,19 @@ export function createEventCollector<F extends object = Fields>(
     }
   };
 
+  // Every source is checked before any is subscribed to.
   sources.forEach((source, index) => {
-    try {
-      checkSource(source, index);
-    } catch (error) {
-      detachAll();
-      throw error;
-    }
+    checkSource(source, index);
+  });
+  const groups = groupRefreshSources(sources.filter(isRefreshSource));
+  sources.forEach((source, index) => {
     const name = sourceName(source);
     let listener: (...args: unknown[]) => void;
     if (isRefreshSource(source)) {
-      const group = source.group ?? source.refresh;
+      const group = groups.of(source);
       let runner = runnersByGroup.get(group);
       if (runner === undefined) {
-        runner = new RefreshRunner(source, coalescer);
+        runner = new RefreshRunner(group.first, group.label, coalescer);
         runnersByGroup.set(group, runner);
         runners.push(runner);
       }

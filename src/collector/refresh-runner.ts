@@ -10,7 +10,7 @@ import {
 } from '../core/retry-rule.js';
 import { clearTimer, setTimer, type Timer } from '../core/timers.js';
 import type { Patch } from '../core/types.js';
-import { type RefreshSource, sourceName } from './sources.js';
+import type { RefreshSource } from './sources.js';
 
 /** One workspace's refreshes for one source. */
 interface RefreshState {
@@ -40,11 +40,14 @@ export class RefreshRunner<F extends object> {
   readonly #rule: RetryRule;
   readonly #states = new Map<string, RefreshState>();
 
-  /** `source` is the group's first: its `refresh`, `retry` and `immediate` serve the group. */
-  constructor(source: RefreshSource<F>, coalescer: EventCoalescer<F>) {
+  /**
+   * `source` is the group's first: its `refresh`, `retry` and `immediate` serve the group;
+   * `label` labels its writes.
+   */
+  constructor(source: RefreshSource<F>, label: string, coalescer: EventCoalescer<F>) {
     this.#source = source;
     this.#coalescer = coalescer;
-    this.#name = source.group ?? sourceName(source);
+    this.#name = label;
     this.#rule = resolveRetryRule('retry', source.retry, REFRESH_RETRY_DEFAULTS);
   }
 

@@ -74,7 +74,8 @@ export interface RefreshSource<F extends object = Fields> {
   refresh(workspaceId: string, signal: AbortSignal): Promise<Patch<F> | undefined>;
   /**
    * Names a group of refresh sources that share their runs, and labels what they write.
-   * Sources with the same `refresh` function form a group without it.
+   * Sources with the same `refresh` function form a group without it, and a source without
+   * a group joins the first named group that uses its function.
    */
   group?: string;
   /** Write the refreshed fields at once instead of after the window. */
