@@ -3,6 +3,7 @@
 export * from './collector/index.js';
 export { EventCoalescer } from './core/coalescer.js';
 export { type ErrorCode, EventCoalescerError } from './core/errors.js';
+export type { SettledOutcome } from './core/receipts.js';
 export { defaultRetryable } from './core/retry-rule.js';
 export {
   DROP_CHANNEL,

@@ -22,6 +22,7 @@ type Command =
   | { kind: 'flushAll' }
   | { kind: 'advance'; ms: number }
   | { kind: 'stepClock'; ms: number }
+  | { kind: 'receipt'; ws: string }
   | { kind: 'settle'; call: number; ok: boolean }
   | { kind: 'throwNext' }
   | { kind: 'answerStyle'; style: AnswerStyle }
@@ -94,6 +95,7 @@ const asyncCommand: fc.Arbitrary<Command> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('throwNext' as const) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('receipt' as const), ws }) },
 );
 const outage = fc.record({
   kind: fc.constant('outage' as const),
@@ -334,6 +336,16 @@ async function runAsync(
   });
   const model = new Model();
   const tags: Array<{ ws: string; tag: string; removedAfter: boolean }> = [];
+  /** Each `settled` receipt: the tags it covers, and how it ended. */
+  const receipts: Array<{
+    ws: string;
+    covers: string[];
+    outcome: 'pending' | 'landed' | 'skipped' | 'rejected';
+    /** Covered tags not landed when it resolved. */
+    missing?: string[];
+  }> = [];
+  /** Tags that may no longer land: given up (reported) or dropped by a removal. */
+  const ended = new Set<string>();
   let tag = 0;
   for (const command of commands) {
     switch (command.kind) {
@@ -362,6 +374,33 @@ async function runAsync(
       case 'stepClock':
         vi.setSystemTime(Date.now() + command.ms);
         break;
+      case 'receipt': {
+        for (const report of reported) for (const t of Object.keys(report.fields)) ended.add(t);
+        const covers = tags
+          .filter(
+            (entry) => entry.ws === command.ws && !entry.removedAfter && !ended.has(entry.tag),
+          )
+          .map((entry) => entry.tag);
+        const receipt = {
+          ws: command.ws,
+          covers,
+          outcome: 'pending' as const,
+        } as (typeof receipts)[number];
+        receipts.push(receipt);
+        coalescer.settled(command.ws).then(
+          (outcome) => {
+            receipt.outcome = outcome;
+            // Checked when it resolves: every field it covers has landed by then.
+            receipt.missing = covers.filter(
+              (t) => !faulty.landed.some((write) => write.ws === command.ws && t in write.fields),
+            );
+          },
+          () => {
+            receipt.outcome = 'rejected';
+          },
+        );
+        break;
+      }
       case 'settle':
         faulty.settle(command.call, command.ok);
         await microtasks();
@@ -405,6 +444,7 @@ async function runAsync(
     model,
     reported,
     tags,
+    receipts,
     closedInTime,
     removalsGivenUp,
     givenUp: coalescer.stats().failed,
@@ -656,6 +696,20 @@ describe('EventCoalescer properties', () => {
     fc.assert(
       fc.property(commandsOf(syncCommand), (commands) => {
         expect(runSync(commands, { leading: true, maxWaitMs: 30 })).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('12. settles every receipt, and a receipt that resolved "landed" covers fields that landed', async () => {
+    await fc.assert(
+      fc.asyncProperty(commandsOf(hostileCommand), async (commands) => {
+        const { receipts } = await runAsync(commands, 3);
+        await microtasks();
+        for (const receipt of receipts) {
+          expect(receipt.outcome).not.toBe('pending');
+          if (receipt.outcome === 'landed') expect(receipt.missing, receipt.ws).toEqual([]);
+        }
       }),
       { numRuns: RUNS },
     );

@@ -1,10 +1,18 @@
 import { EventEmitter } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { eventCollectorPlugin } from '../examples/fastify.js';
 import { instrumentCoalescer } from '../examples/metrics.js';
+import { workspaceRoutes } from '../examples/read-your-writes.js';
 import { type Span, traceStoreCalls } from '../examples/spans.js';
-import { createMemorySnapshotStore, EventCoalescer, type SnapshotStore } from '../src/index.js';
+import {
+  createEventCollector,
+  createMemorySnapshotStore,
+  EventCoalescer,
+  type SnapshotStore,
+} from '../src/index.js';
 
 /** A memory store whose upserts answer asynchronously, and fail when `fail` says so. */
 function asyncStore(fail: (call: number) => boolean = () => false) {
@@ -145,5 +153,39 @@ describe('the NestJS recipe (examples/nestjs.ts)', () => {
     await app.close();
     expect(memory.getByWorkspaceId('ws-1')).toMatchObject({ fields: { n: 5 }, version: 1 });
     expect(domain.listenerCount('changed')).toBe(0);
+  });
+});
+
+describe('the read-your-writes recipe (examples/read-your-writes.ts)', () => {
+  it('serves the store with what is accepted on top, and answers a PATCH once it has landed', async () => {
+    const { store, memory } = asyncStore();
+    const collector = createEventCollector({
+      store,
+      windowMs: 50,
+      canCreate: () => true,
+      sources: [],
+    });
+    const server = createServer(workspaceRoutes(collector, memory));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/workspaces/ws-1`;
+    try {
+      memory.upsert('ws-1', { title: 'old', status: 'READY' }, 'seed');
+      collector.coalescer.enqueue('ws-1', { title: 'new' }, 'api');
+      // Not written yet, read anyway: the accepted title over the stored status.
+      expect(memory.getByWorkspaceId('ws-1')?.fields.title).toBe('old');
+      expect(await (await fetch(url)).json()).toEqual({ title: 'new', status: 'READY' });
+
+      const started = performance.now();
+      const saved = await fetch(url, { method: 'PATCH', body: JSON.stringify({ status: 'BUSY' }) });
+      expect(saved.status).toBe(200);
+      expect(await saved.json()).toEqual({ outcome: 'landed' });
+      // Answered after the window, once the one merged write landed.
+      expect(performance.now() - started).toBeGreaterThanOrEqual(45);
+      expect(memory.getByWorkspaceId('ws-1')?.fields).toEqual({ title: 'new', status: 'BUSY' });
+      expect((await fetch(url.replace('ws-1', 'ws-9'))).status).toBe(404);
+    } finally {
+      server.close();
+      await collector.stop();
+    }
   });
 });

@@ -2,7 +2,14 @@ import { EventCoalescer } from '../core/coalescer.js';
 import { assertWorkspaceId, expected } from '../core/describe.js';
 import { adopt, whenSettled } from '../core/guard.js';
 import { isPlainObject } from '../core/merge.js';
-import type { CoalescerOptions, Fields, Patch, SnapshotStore } from '../core/types.js';
+import type { SettledOutcome } from '../core/receipts.js';
+import type {
+  CoalescerOptions,
+  CoalescerStats,
+  Fields,
+  Patch,
+  SnapshotStore,
+} from '../core/types.js';
 import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js';
 import { subscribe } from './emitter-adapter.js';
 import { groupRefreshSources, type RefreshGroup } from './refresh-groups.js';
@@ -32,6 +39,18 @@ export interface EventCollector<F extends object = Fields> {
    * single flight, retries and removal guard as events. Resolves when they have settled.
    */
   refresh(workspaceIds: Iterable<string>): Promise<void>;
+  /** The coalescer's counters (see `EventCoalescer.stats`). */
+  stats(): CoalescerStats;
+  /** Writes the workspace's pending patch now; resolves when its store calls have settled. */
+  flush(workspaceId: string): Promise<void>;
+  /** Writes every pending patch now; resolves when the writes have settled. */
+  flushAll(): Promise<void>;
+  /** A receipt for what was enqueued for the workspace so far (see `EventCoalescer.settled`). */
+  settled(workspaceId: string): Promise<SettledOutcome>;
+  /** The workspace's fields accepted and not yet landed (see `EventCoalescer.peek`). */
+  peek(workspaceId: string): Patch<F> | undefined;
+  /** Whether the workspace has fields accepted and not yet landed. */
+  isPending(workspaceId: string): boolean;
   /**
    * Detaches exactly the listeners it attached (before it returns), aborts refreshes,
    * flushes what is pending, and resolves once the writes have settled. Idempotent.
@@ -244,6 +263,12 @@ export function createEventCollector<F extends object = Fields>(
       }
       return Promise.all(runs).then(() => undefined);
     },
+    stats: () => coalescer.stats(),
+    flush: (workspaceId) => coalescer.flush(workspaceId),
+    flushAll: () => coalescer.flushAll(),
+    settled: (workspaceId) => coalescer.settled(workspaceId),
+    peek: (workspaceId) => coalescer.peek(workspaceId),
+    isPending: (workspaceId) => coalescer.isPending(workspaceId),
     stop() {
       if (stopping === undefined) {
         stopped = true;

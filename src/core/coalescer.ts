@@ -8,9 +8,10 @@ import { Deadlines } from './deadlines.js';
 import { assertWorkspaceId, expected } from './describe.js';
 import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
-import { applyStaged, isPlainObject, stageFields } from './merge.js';
+import { applyStaged, isPlainObject, mergeFields, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
 import type { PendingPatch } from './pending-patch.js';
+import { Receipts, type SettledOutcome } from './receipts.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
 import { dropChannel } from './tracing.js';
 import type {
@@ -50,6 +51,7 @@ export class EventCoalescer<F extends object = Fields> {
   #closing: Promise<void> | undefined;
   #warnedClosed = false;
   readonly #counts = newCounts();
+  readonly #receipts = new Receipts<F>();
 
   constructor(store: SnapshotStore<F>, windowMsOrOptions?: number | CoalescerOptions<F>) {
     assertStore<F>(store);
@@ -71,6 +73,7 @@ export class EventCoalescer<F extends object = Fields> {
       guard: this.#guard,
       counts: this.#counts,
       takePending: (workspaceId) => this.#deadlines.take(workspaceId),
+      receipts: this.#receipts,
     });
     this.#deadlines = new Deadlines<F>(
       options.windowMs,
@@ -120,8 +123,63 @@ export class EventCoalescer<F extends object = Fields> {
    */
   remove(workspaceId: string): Promise<void> {
     assertWorkspaceId(workspaceId);
-    this.#deadlines.take(workspaceId);
+    const dropped = this.#deadlines.take(workspaceId);
+    if (dropped !== undefined && this.#receipts.active) this.#receipts.removed(dropped);
     return this.#lanes.remove(workspaceId);
+  }
+
+  /**
+   * Resolves once everything enqueued for the workspace before this call has landed
+   * (`'landed'`), or was not written because the store did not know the workspace and
+   * `canCreate` refused (`'skipped'`). Rejects with the error reported to `onError` if any of
+   * it was given up, with `EC_REMOVED` if the workspace was removed first, and with
+   * `EC_CLOSED` when called after `close()` with nothing left to land. It starts no write:
+   * `flush` first to hurry it.
+   *
+   * @example
+   * coalescer.enqueue(id, { title }, 'api:rename');
+   * await coalescer.settled(id); // the snapshot holds the new title
+   */
+  settled(workspaceId: string): Promise<SettledOutcome> {
+    assertWorkspaceId(workspaceId);
+    const patches = this.#outstanding(workspaceId);
+    if (patches.length === 0 && this.#closed) {
+      return Promise.reject(
+        new EventCoalescerError('EC_CLOSED', `settled(${workspaceId}) after close()`),
+      );
+    }
+    return this.#receipts.wait(patches);
+  }
+
+  /**
+   * The fields accepted for the workspace and not yet landed — in flight, waiting behind a
+   * call or a back-off, and pending — merged in that order, as a new object; `undefined` when
+   * there are none. Read the store and spread this over its fields to read your own writes.
+   */
+  peek(workspaceId: string): Patch<F> | undefined {
+    assertWorkspaceId(workspaceId);
+    const patches = this.#outstanding(workspaceId);
+    if (patches.length === 0) return undefined;
+    const fields: Record<string, unknown> = {};
+    for (const patch of patches) mergeFields(fields, patch.fields);
+    return fields as Patch<F>;
+  }
+
+  /** Whether the workspace has fields accepted and not yet landed (see {@link peek}). */
+  isPending(workspaceId: string): boolean {
+    assertWorkspaceId(workspaceId);
+    return (
+      this.#deadlines.get(workspaceId) !== undefined ||
+      this.#lanes.outstanding(workspaceId).length > 0
+    );
+  }
+
+  /** What holds the workspace's fields not yet landed, oldest first. */
+  #outstanding(workspaceId: string): PendingPatch<F>[] {
+    const patches = this.#lanes.outstanding(workspaceId);
+    const pending = this.#deadlines.get(workspaceId);
+    if (pending !== undefined) patches.push(pending);
+    return patches;
   }
 
   /**
@@ -129,6 +187,7 @@ export class EventCoalescer<F extends object = Fields> {
    * Resolves when its store calls have settled.
    */
   flush(workspaceId: string): Promise<void> {
+    assertWorkspaceId(workspaceId);
     this.#flushNow(workspaceId);
     return this.#lanes.whenRested(workspaceId) ?? Promise.resolve();
   }

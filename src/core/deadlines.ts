@@ -121,6 +121,11 @@ export class Deadlines<F extends object> {
     return patch;
   }
 
+  /** The workspace's pending patch, left in the schedule. */
+  get(workspaceId: string): PendingPatch<F> | undefined {
+    return this.#pending.get(workspaceId);
+  }
+
   /** Takes the workspace's pending patch out of the schedule. */
   take(workspaceId: string): PendingPatch<F> | undefined {
     const patch = this.#pending.get(workspaceId);

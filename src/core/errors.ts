@@ -22,7 +22,11 @@ export type ErrorCode =
   /** The store's user lacks a permission (an ACL refusal). */
   | 'EC_ACL_REFUSED'
   /** The store's script failed for a reason a retry cannot mend. */
-  | 'EC_SCRIPT_ERROR';
+  | 'EC_SCRIPT_ERROR'
+  /** A `settled()` receipt: the workspace was removed before its fields landed. */
+  | 'EC_REMOVED'
+  /** A `settled()` receipt asked of a coalescer already closed, with nothing left to land. */
+  | 'EC_CLOSED';
 
 /** Codes that a retry cannot mend: the default `retry.retryable` gives up on them at once. */
 const PERMANENT: ReadonlySet<string> = new Set<ErrorCode>([

@@ -15,6 +15,7 @@ import type { Counts } from './counts.js';
 import { EventCoalescerError, errorCode } from './errors.js';
 import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
+import type { Receipts } from './receipts.js';
 import { backoffDelay, giveUpReason, type RetryRule } from './retry-rule.js';
 import { CallSignal, invokeStore, newRemoval, type Removal, type StoreCall } from './store-call.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
@@ -40,6 +41,8 @@ export interface LaneSettings<F extends object> {
   readonly counts: Counts;
   /** Takes the workspace's pending patch, newer than a failed one, to merge it under. */
   readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
+  /** Who waits for which patch (see `Receipts`). */
+  readonly receipts: Receipts<F>;
 }
 
 /** What the lanes give each lane: the settings, and the turns. */
@@ -104,11 +107,22 @@ export class WriteLane<F extends object> {
     return this.#next !== undefined;
   }
 
+  /** The patches holding fields not yet landed, oldest first: in flight, then waiting. */
+  outstanding(): PendingPatch<F>[] {
+    const patches: PendingPatch<F>[] = [];
+    if (this.#writing !== undefined) patches.push(this.#writing);
+    if (this.#next !== undefined) patches.push(this.#next);
+    return patches;
+  }
+
   /** Takes a due patch: merged into what waits, written when the lane's turn comes. */
   write(patch: PendingPatch<F>): void {
     if (this.#next === undefined) this.#next = patch;
-    // The waiting patch is older: the due one's fields win, its sources come after.
-    else this.#next.absorb(patch);
+    else {
+      // The waiting patch is older: the due one's fields win, its sources come after.
+      this.#next.absorb(patch);
+      if (this.#settings.receipts.active) this.#settings.receipts.absorbed(this.#next, patch);
+    }
     if (this.#state === 'idle') this.#host.admit(this);
   }
 
@@ -117,6 +131,9 @@ export class WriteLane<F extends object> {
    * it, in back-off or held, is superseded. Resolves once the removal settled.
    */
   remove(): Promise<void> {
+    if (this.#next !== undefined && this.#settings.receipts.active) {
+      this.#settings.receipts.removed(this.#next);
+    }
     this.#next = undefined;
     if (this.#removal !== undefined) return this.#removal.promise;
     const removal = newRemoval();
@@ -353,6 +370,7 @@ export class WriteLane<F extends object> {
       case 'upsert':
         this.#settings.counts.flushed++;
         this.#writing = undefined;
+        if (this.#settings.receipts.active) this.#settings.receipts.landed(call.patch);
         break;
       case 'remove':
         this.#settings.counts.removed++;
@@ -367,6 +385,7 @@ export class WriteLane<F extends object> {
         // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
         this.#settings.counts.skipped++;
         this.#writing = undefined;
+        if (this.#settings.receipts.active) this.#settings.receipts.landed(call.patch, true);
         this.#settings.guard.logger.debug(
           { workspaceId: this.workspaceId, source: call.patch.sourceLabel() },
           'event-coalescer: skipped a patch for an unknown workspace',
@@ -384,6 +403,9 @@ export class WriteLane<F extends object> {
     if (operation !== 'remove' && this.#removal !== undefined) {
       // Removed meanwhile: writing the patch now would resurrect the workspace.
       host.observed(this, operation === 'canCreate' ? 'neutral' : 'down', error);
+      if (writing !== undefined && this.#settings.receipts.active) {
+        this.#settings.receipts.removed(writing);
+      }
       this.#writing = undefined;
       this.#resetFailures();
       this.#afterCall();
@@ -436,7 +458,10 @@ export class WriteLane<F extends object> {
       // Merge the failed patch back under whatever is newer, so nothing lands out of order.
       this.#writing = undefined;
       const newer = this.#next ?? this.#settings.takePending(this.workspaceId);
-      if (newer !== undefined) writing.absorb(newer);
+      if (newer !== undefined) {
+        writing.absorb(newer);
+        if (this.#settings.receipts.active) this.#settings.receipts.absorbed(writing, newer);
+      }
       this.#next = writing;
     }
     this.#settings.guard.logger.debug(
@@ -481,6 +506,7 @@ export class WriteLane<F extends object> {
       source: patch.sourceLabel(),
       fields: patch.patch,
     });
+    if (this.#settings.receipts.active) this.#settings.receipts.failed(patch, error);
   }
 
   /** The one place a write or removal is given up: counted, reported, its caller told. */

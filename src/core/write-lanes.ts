@@ -94,6 +94,11 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
     this.#health.probeNow();
   }
 
+  /** The workspace's patches not yet landed, oldest first: in flight, then waiting. */
+  outstanding(workspaceId: string): PendingPatch<F>[] {
+    return this.#lanes.get(workspaceId)?.outstanding() ?? [];
+  }
+
   /** Resolves when the workspace's lane rests; `undefined` when no call of it runs or waits. */
   whenRested(workspaceId: string): Promise<void> | undefined {
     return this.#lanes.get(workspaceId)?.whenRested();
