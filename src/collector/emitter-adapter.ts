@@ -28,6 +28,18 @@ const hasMethods = (value: object, a: string, b: string): boolean =>
   typeof (value as Record<string, unknown>)[a] === 'function' &&
   typeof (value as Record<string, unknown>)[b] === 'function';
 
+/** Whether `emitter` has one of the shapes `subscribe` knows (checked before subscribing). */
+export function isEmitterLike(emitter: unknown): boolean {
+  if (emitter === null || (typeof emitter !== 'object' && typeof emitter !== 'function')) {
+    return false;
+  }
+  return (
+    hasMethods(emitter, 'on', 'off') ||
+    hasMethods(emitter, 'addListener', 'removeListener') ||
+    hasMethods(emitter, 'addEventListener', 'removeEventListener')
+  );
+}
+
 /**
  * Subscribes `listener` and returns the function that detaches exactly it. The shape is
  * detected once, here; `undefined` means the emitter has no known shape.

@@ -11,7 +11,7 @@ import type {
   SnapshotStore,
 } from '../core/types.js';
 import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js';
-import { subscribe } from './emitter-adapter.js';
+import { isEmitterLike, subscribe } from './emitter-adapter.js';
 import { groupRefreshSources, type RefreshGroup } from './refresh-groups.js';
 import { RefreshRunner } from './refresh-runner.js';
 import { type PatchSource, type RefreshSource, type Source, sourceName } from './sources.js';
@@ -76,6 +76,17 @@ export interface EventCollector<F extends object = Fields> {
  */
 export function createEventCollector<F extends object = Fields>(
   deps: CollectorDeps<F>,
+): EventCollector<F> {
+  return openCollector(deps, undefined);
+}
+
+/**
+ * Creates a collector; `beforeSubscribe` runs once everything is checked and before any
+ * listener attaches (the module hooks stop the collector being replaced there).
+ */
+export function openCollector<F extends object = Fields>(
+  deps: CollectorDeps<F>,
+  beforeSubscribe: (() => void) | undefined,
 ): EventCollector<F> {
   if (!isPlainObject(deps)) throw new TypeError(expected('deps', 'an object', deps));
   const { store, sources, signal, ...options } = deps;
@@ -210,7 +221,17 @@ export function createEventCollector<F extends object = Fields>(
   // Every source is checked before any is subscribed to.
   sources.forEach((source, index) => {
     checkSource(source, index);
+    if (!isEmitterLike(source.emitter)) {
+      throw new TypeError(
+        expected(
+          `sources[${index}].emitter (${sourceName(source)})`,
+          EMITTER_SHAPES,
+          source.emitter,
+        ),
+      );
+    }
   });
+  beforeSubscribe?.();
   const groups = groupRefreshSources(sources.filter(isRefreshSource));
   sources.forEach((source, index) => {
     const name = sourceName(source);

@@ -1,4 +1,8 @@
-export { configureEventCollector, stopEventCollector } from './active-collector.js';
+export {
+  activeEventCollector,
+  configureEventCollector,
+  stopEventCollector,
+} from './active-collector.js';
 export type {
   AddRemoveEmitter,
   EmitterLike,
