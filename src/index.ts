@@ -1,6 +1,7 @@
 // The package root: the whole in-process API. `event-coalescer/redis` stays a subpath, so
 // that its optional peer (ioredis) is never needed by those who do not use it.
 export * from './collector/index.js';
+export { shareTimestampClock } from './core/clock.js';
 export { EventCoalescer } from './core/coalescer.js';
 export { type ErrorCode, EventCoalescerError } from './core/errors.js';
 export type { SettledOutcome } from './core/receipts.js';

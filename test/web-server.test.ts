@@ -153,6 +153,10 @@ describe('the live page server (npm start -- --web)', () => {
     const neverReads = await stuck(server.port, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n', {
       reads: false,
     });
+    // The server registers the raw connection once it has read its request.
+    for (let i = 0; i < 100 && (await stats(server.url)).clients < 51; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     expect((await stats(server.url)).clients).toBe(51);
     // Coalescing off: every event becomes a change sent to every page.
     await fetch(`${server.url}coalescing?on=false`, { method: 'POST' });
