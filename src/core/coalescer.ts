@@ -5,7 +5,7 @@
 
 import { newCounts } from './counts.js';
 import { Deadlines } from './deadlines.js';
-import { assertWorkspaceId, expected } from './describe.js';
+import { assertKnownKeys, assertWorkspaceId, expected } from './describe.js';
 import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
 import { applyStaged, isPlainObject, mergeFields, stageFields } from './merge.js';
@@ -26,6 +26,19 @@ import type {
 import { WriteLanes } from './write-lanes.js';
 
 const getPrototypeOf = Object.getPrototypeOf;
+
+/** `enqueue`'s options, checked: `'immediate'` or `{ immediate: 'yes' }` is a mistake, not a no. */
+function immediateOf(options: EnqueueOptions): boolean {
+  if (!isPlainObject(options)) {
+    throw new TypeError(expected('options', 'an object like { immediate: true }', options));
+  }
+  assertKnownKeys('options', options, ['immediate']);
+  const immediate: unknown = options.immediate;
+  if (immediate !== undefined && typeof immediate !== 'boolean') {
+    throw new TypeError(expected('options.immediate', 'a boolean', immediate));
+  }
+  return immediate === true;
+}
 const objectPrototype = Object.prototype;
 
 /**
@@ -102,7 +115,7 @@ export class EventCoalescer<F extends object = Fields> {
       return;
     }
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
-    const immediate = options?.immediate === true;
+    const immediate = options === undefined ? false : immediateOf(options);
     const staged = stageFields(fields);
     const leadingEdge =
       this.#leading && this.#deadlines.isQuiet(workspaceId) && !this.#lanes.has(workspaceId);

@@ -51,3 +51,23 @@ export function numberOption(
   if (!ok) throw new RangeError(expected(name, NUMBER_RULES[rule], value));
   return value;
 }
+
+/**
+ * Throws a TypeError naming the first key of `object` that is not in `known`, with the known
+ * key it most likely meant: a misspelled option must not be silently ignored.
+ */
+export function assertKnownKeys(name: string, object: object, known: readonly string[]): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue;
+    const lower = key.toLowerCase();
+    const meant = known.find(
+      (candidate) =>
+        candidate.toLowerCase() === lower ||
+        candidate.toLowerCase().startsWith(lower) ||
+        lower.startsWith(candidate.toLowerCase()),
+    );
+    throw new TypeError(
+      `Unknown option \`${name}.${key}\`${meant === undefined ? '' : ` (did you mean \`${meant}\`?)`}; known: ${known.join(', ')}`,
+    );
+  }
+}

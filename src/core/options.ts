@@ -1,4 +1,4 @@
-import { expected, numberOption } from './describe.js';
+import { assertKnownKeys, expected, numberOption } from './describe.js';
 import { bindLogger, silentLogger } from './guard.js';
 import { isPlainObject } from './merge.js';
 import { type RetryRule, resolveRetryRule, WRITE_RETRY_DEFAULTS } from './retry-rule.js';
@@ -58,6 +58,23 @@ function functionOption<T>(name: string, value: T): T {
 }
 
 /** Validates a coalescer's options, throwing at the call on a programmer error. */
+/** Every key `CoalescerOptions` has: any other is a misspelling. */
+const COALESCER_OPTIONS = [
+  'windowMs',
+  'maxWaitMs',
+  'leading',
+  'maxPending',
+  'canCreate',
+  'timestamps',
+  'retry',
+  'callTimeoutMs',
+  'maxConcurrentWrites',
+  'maxBacklog',
+  'drainTimeoutMs',
+  'logger',
+  'onError',
+] as const;
+
 export function resolveOptions<F extends object>(
   options: CoalescerOptions<F> | undefined,
 ): ResolvedOptions<F> {
@@ -65,6 +82,7 @@ export function resolveOptions<F extends object>(
     throw new TypeError(expected('options', 'an object or a number (windowMs)', options));
   }
   const o: CoalescerOptions<F> = options ?? {};
+  assertKnownKeys('options', o, COALESCER_OPTIONS);
   return {
     windowMs: numberOption('windowMs', o.windowMs, 150, 'duration'),
     maxWaitMs: numberOption('maxWaitMs', o.maxWaitMs, 1000, 'bound'),
@@ -73,7 +91,7 @@ export function resolveOptions<F extends object>(
     canCreate: (functionOption('canCreate', o.canCreate) ?? defaultCanCreate) as (
       fields: Patch<F>,
     ) => boolean,
-    timestamps: o.timestamps === true,
+    timestamps: booleanOption('timestamps', o.timestamps),
     retry: resolveRetryRule('retry', o.retry, WRITE_RETRY_DEFAULTS),
     callTimeoutMs: numberOption('callTimeoutMs', o.callTimeoutMs, 10_000, 'bound'),
     maxConcurrentWrites: numberOption(

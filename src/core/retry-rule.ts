@@ -3,7 +3,7 @@
  * and after what delay — exponential, capped and jittered, as gRPC's connection back-off — or
  * given up because the error will not heal or a bound the host set is reached.
  */
-import { describeValue, expected, numberOption } from './describe.js';
+import { assertKnownKeys, describeValue, expected, numberOption } from './describe.js';
 import { isPermanentCode } from './errors.js';
 import { attempt } from './guard.js';
 import { isPlainObject } from './merge.js';
@@ -58,6 +58,16 @@ export const REFRESH_RETRY_DEFAULTS: RuleDefaults = {
 };
 
 /** Validates `retry` options (named `name` in errors) over `defaults`. */
+/** Every key `RetryOptions` has. */
+const RETRY_OPTIONS = [
+  'attempts',
+  'delayMs',
+  'maxDelayMs',
+  'maxElapsedMs',
+  'jitter',
+  'retryable',
+] as const;
+
 export function resolveRetryRule(
   name: string,
   options: RetryOptions | undefined,
@@ -67,6 +77,7 @@ export function resolveRetryRule(
     throw new TypeError(expected(name, 'an object', options));
   }
   const o: RetryOptions = options ?? {};
+  assertKnownKeys(name, o, RETRY_OPTIONS);
   const jitter = o.jitter ?? defaults.jitter;
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
     throw new RangeError(
