@@ -10,7 +10,8 @@ export default defineConfig({
   // Shared chunks in CommonJS too, so every entry point sees the same EventCoalescer class.
   splitting: true,
   format: ['esm', 'cjs'],
-  dts: true,
+  // Members marked @internal (the collector's hooks into its coalescer) stay out of the types.
+  dts: { compilerOptions: { stripInternal: true } },
   clean: true,
   target: 'node20',
   sourcemap: false,

@@ -51,6 +51,16 @@ const collector = createEventCollector({
     workspaceActivityService: emitter,
   }),
 });
+export const receipt: Promise<'landed' | 'skipped'> = collector.settled('ws-1');
+export const accepted: Partial<WorkspaceSnapshotFields> | undefined = coalescer.peek('ws-1');
+// @ts-expect-error the collector's hooks into its coalescer are not in the published types
+coalescer.countInvalid();
+// @ts-expect-error
+coalescer.reportError;
+// @ts-expect-error
+coalescer.giveUp;
+// @ts-expect-error
+coalescer.options;
 export const done: Promise<void> = collector.stop();
 export const redisFactory: typeof createRedisSnapshotStore = createRedisSnapshotStore;
 `;
