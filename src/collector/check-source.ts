@@ -6,6 +6,7 @@ import { expected } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
 import { REFRESH_RETRY_DEFAULTS, resolveRetryRule } from '../core/retry-rule.js';
 import type { RetryOptions } from '../core/types.js';
+import { isEmitterLike } from './emitter-adapter.js';
 import type { RefreshSource, Source } from './sources.js';
 
 export const isRefreshSource = <F extends object>(source: Source<F>): source is RefreshSource<F> =>
@@ -33,6 +34,10 @@ export function checkSource(source: unknown, index: number): void {
     resolveRetryRule(`${at}.retry`, source.retry as RetryOptions, REFRESH_RETRY_DEFAULTS);
   } else if (typeof source.map !== 'function') {
     fail('.map', source.map, 'a function');
+  }
+  if (!isEmitterLike(source.emitter)) {
+    const name = typeof source.name === 'string' ? source.name : `event:${source.event}`;
+    fail(`.emitter (${name})`, source.emitter, EMITTER_SHAPES);
   }
 }
 

@@ -11,7 +11,7 @@ import type {
   SnapshotStore,
 } from '../core/types.js';
 import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js';
-import { isEmitterLike, subscribe } from './emitter-adapter.js';
+import { subscribe } from './emitter-adapter.js';
 import { groupRefreshSources, type RefreshGroup } from './refresh-groups.js';
 import { RefreshRunner } from './refresh-runner.js';
 import { type PatchSource, type RefreshSource, type Source, sourceName } from './sources.js';
@@ -221,15 +221,6 @@ export function openCollector<F extends object = Fields>(
   // Every source is checked before any is subscribed to.
   sources.forEach((source, index) => {
     checkSource(source, index);
-    if (!isEmitterLike(source.emitter)) {
-      throw new TypeError(
-        expected(
-          `sources[${index}].emitter (${sourceName(source)})`,
-          EMITTER_SHAPES,
-          source.emitter,
-        ),
-      );
-    }
   });
   beforeSubscribe?.();
   const groups = groupRefreshSources(sources.filter(isRefreshSource));

@@ -26,6 +26,7 @@ import type {
 import { WriteLanes } from './write-lanes.js';
 
 const getPrototypeOf = Object.getPrototypeOf;
+const objectPrototype = Object.prototype;
 
 /** `enqueue`'s options, checked: `'immediate'` or `{ immediate: 'yes' }` is a mistake, not a no. */
 function immediateOf(options: EnqueueOptions): boolean {
@@ -39,7 +40,6 @@ function immediateOf(options: EnqueueOptions): boolean {
   }
   return immediate === true;
 }
-const objectPrototype = Object.prototype;
 
 /**
  * Merges the field patches of each workspace within a short window and writes one
@@ -137,7 +137,7 @@ export class EventCoalescer<F extends object = Fields> {
   remove(workspaceId: string): Promise<void> {
     assertWorkspaceId(workspaceId);
     const dropped = this.#deadlines.take(workspaceId);
-    if (dropped !== undefined && this.#receipts.active) this.#receipts.removed(dropped);
+    if (dropped !== undefined) this.#receipts.removed(dropped);
     return this.#lanes.remove(workspaceId);
   }
 
@@ -181,10 +181,7 @@ export class EventCoalescer<F extends object = Fields> {
   /** Whether the workspace has fields accepted and not yet landed (see {@link peek}). */
   isPending(workspaceId: string): boolean {
     assertWorkspaceId(workspaceId);
-    return (
-      this.#deadlines.get(workspaceId) !== undefined ||
-      this.#lanes.outstanding(workspaceId).length > 0
-    );
+    return this.#outstanding(workspaceId).length > 0;
   }
 
   /** What holds the workspace's fields not yet landed, oldest first. */

@@ -2,7 +2,8 @@
  * Write receipts: a promise per `settled(workspaceId)` call, told when every patch that held
  * the workspace's fields at that moment has landed, been skipped, or been given up. Patches
  * merge as they move (a due patch into the one waiting, a newer one under a failed one), and a
- * receipt follows them. Nothing is kept for workspaces nobody waits on: the map stays empty.
+ * receipt follows them. Nothing is kept for workspaces nobody waits on: the map stays empty,
+ * and each hook is one lookup in it.
  */
 import { EventCoalescerError } from './errors.js';
 import type { PendingPatch } from './pending-patch.js';
@@ -21,11 +22,6 @@ interface Receipt {
 
 export class Receipts<F extends object> {
   readonly #byPatch = new Map<PendingPatch<F>, Receipt[]>();
-
-  /** Whether anyone waits at all: every hook below is a no-op otherwise. */
-  get active(): boolean {
-    return this.#byPatch.size > 0;
-  }
 
   /** A receipt for `patches`, what holds the workspace's fields now (oldest first). */
   wait(patches: readonly PendingPatch<F>[]): Promise<SettledOutcome> {

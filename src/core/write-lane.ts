@@ -121,7 +121,7 @@ export class WriteLane<F extends object> {
     else {
       // The waiting patch is older: the due one's fields win, its sources come after.
       this.#next.absorb(patch);
-      if (this.#settings.receipts.active) this.#settings.receipts.absorbed(this.#next, patch);
+      this.#settings.receipts.absorbed(this.#next, patch);
     }
     if (this.#state === 'idle') this.#host.admit(this);
   }
@@ -131,9 +131,7 @@ export class WriteLane<F extends object> {
    * it, in back-off or held, is superseded. Resolves once the removal settled.
    */
   remove(): Promise<void> {
-    if (this.#next !== undefined && this.#settings.receipts.active) {
-      this.#settings.receipts.removed(this.#next);
-    }
+    if (this.#next !== undefined) this.#settings.receipts.removed(this.#next);
     this.#next = undefined;
     if (this.#removal !== undefined) return this.#removal.promise;
     const removal = newRemoval();
@@ -370,7 +368,7 @@ export class WriteLane<F extends object> {
       case 'upsert':
         this.#settings.counts.flushed++;
         this.#writing = undefined;
-        if (this.#settings.receipts.active) this.#settings.receipts.landed(call.patch);
+        this.#settings.receipts.landed(call.patch);
         break;
       case 'remove':
         this.#settings.counts.removed++;
@@ -385,7 +383,7 @@ export class WriteLane<F extends object> {
         // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
         this.#settings.counts.skipped++;
         this.#writing = undefined;
-        if (this.#settings.receipts.active) this.#settings.receipts.landed(call.patch, true);
+        this.#settings.receipts.landed(call.patch, true);
         this.#settings.guard.logger.debug(
           { workspaceId: this.workspaceId, source: call.patch.sourceLabel() },
           'event-coalescer: skipped a patch for an unknown workspace',
@@ -403,9 +401,7 @@ export class WriteLane<F extends object> {
     if (operation !== 'remove' && this.#removal !== undefined) {
       // Removed meanwhile: writing the patch now would resurrect the workspace.
       host.observed(this, operation === 'canCreate' ? 'neutral' : 'down', error);
-      if (writing !== undefined && this.#settings.receipts.active) {
-        this.#settings.receipts.removed(writing);
-      }
+      if (writing !== undefined) this.#settings.receipts.removed(writing);
       this.#writing = undefined;
       this.#resetFailures();
       this.#afterCall();
@@ -460,7 +456,7 @@ export class WriteLane<F extends object> {
       const newer = this.#next ?? this.#settings.takePending(this.workspaceId);
       if (newer !== undefined) {
         writing.absorb(newer);
-        if (this.#settings.receipts.active) this.#settings.receipts.absorbed(writing, newer);
+        this.#settings.receipts.absorbed(writing, newer);
       }
       this.#next = writing;
     }
@@ -506,7 +502,7 @@ export class WriteLane<F extends object> {
       source: patch.sourceLabel(),
       fields: patch.patch,
     });
-    if (this.#settings.receipts.active) this.#settings.receipts.failed(patch, error);
+    this.#settings.receipts.failed(patch, error);
   }
 
   /** The one place a write or removal is given up: counted, reported, its caller told. */
