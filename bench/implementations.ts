@@ -196,7 +196,11 @@ const rxjs: Implementation = {
 };
 
 /** This library, with its real semantics; `leading` writes the first event of a burst at once. */
-function eventCoalescerWith(name: string, leading: boolean): Implementation {
+export function eventCoalescerWith(
+  name: string,
+  leading: boolean,
+  Coalescer: typeof EventCoalescer = EventCoalescer,
+): Implementation {
   return {
     name,
     create(windowMs, onWrite) {
@@ -208,7 +212,7 @@ function eventCoalescerWith(name: string, leading: boolean): Implementation {
       // The enqueue-only workloads use a long window and turn maxWait off, so that nothing
       // fires while measuring; the churn workload keeps the default maxWait.
       const enqueueOnly = windowMs >= 10_000;
-      return new EventCoalescer(store, {
+      return new Coalescer(store, {
         windowMs,
         ...(enqueueOnly ? { maxWaitMs: Number.POSITIVE_INFINITY } : {}),
         leading,

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [--rounds N] [--only A,B,C] [--impls floor,naive,...]
+ * npm run bench [-- --quick] [--rounds N] [--only A,B,C] [--impls floor,naive,...] [--baseline REF,...]
  *
  * Measures every implementation in one process, several rounds in alternating order, and
  * prints medians (min–max) with ratios against the floor measured in the same process.
@@ -8,8 +8,10 @@
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { loadBaseline } from './baseline.js';
 import {
   implementations as allImplementations,
+  eventCoalescerWith,
   type Coalescing,
   type Implementation,
   type Patch,
@@ -21,6 +23,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     only: { type: 'string' },
     impls: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const quick = values.quick === true;
@@ -30,6 +33,13 @@ const chosen = values.impls === undefined ? undefined : new Set(values.impls.spl
 const implementations = allImplementations.filter(
   (impl) => chosen === undefined || chosen.has(impl.name),
 );
+// The package as built from other commits (--baseline b603d8c,HEAD), measured beside today's
+// in the same process.
+for (const ref of values.baseline?.split(',') ?? []) {
+  const baseline = await loadBaseline(ref);
+  const { EventCoalescer } = baseline.module as { EventCoalescer: never };
+  implementations.push(eventCoalescerWith(baseline.name, false, EventCoalescer));
+}
 const sizes = quick
   ? { hotEnqueues: 100_000, keys: 10_000, perKey: 10, churnKeys: 1_000 }
   : { hotEnqueues: 1_000_000, keys: 100_000, perKey: 10, churnKeys: 10_000 };
