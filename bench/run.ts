@@ -11,8 +11,8 @@ import { parseArgs } from 'node:util';
 import { loadBaseline } from './baseline.js';
 import {
   implementations as allImplementations,
-  eventCoalescerWith,
   type Coalescing,
+  eventCoalescerWith,
   type Implementation,
   type Patch,
 } from './implementations.js';

@@ -16,7 +16,16 @@ const WORKSPACES = ['a', 'b', 'c'] as const;
 const SOURCES = ['s1', 's2', 's3'] as const;
 
 type Command =
-  | { kind: 'enqueue'; ws: string; fields: Patch; source: string; immediate: boolean }
+  | {
+      kind: 'enqueue';
+      ws: string;
+      fields: Patch;
+      source: string;
+      immediate: boolean;
+      /** Windows of the enqueue's own; undefined: the coalescer's. */
+      windowMs?: number | undefined;
+      maxWaitMs?: number | undefined;
+    }
   | { kind: 'remove'; ws: string }
   | { kind: 'flush'; ws: string }
   | { kind: 'flushAll' }
@@ -60,6 +69,16 @@ const enqueue = fc.record({
   source: fc.constantFrom(...SOURCES),
   immediate: fc.boolean(),
 });
+/** An enqueue with windows of its own, some of them the coalescer's own values. */
+const timedEnqueue = fc.record({
+  kind: fc.constant('enqueue' as const),
+  ws,
+  fields: fieldsArb,
+  source: fc.constantFrom(...SOURCES),
+  immediate: fc.boolean(),
+  windowMs: fc.option(fc.constantFrom(0, 20, WINDOW_MS, 400), { nil: undefined }),
+  maxWaitMs: fc.option(fc.constantFrom(0, 50, MAX_WAIT_MS, 1000, Infinity), { nil: undefined }),
+});
 const syncCommand: fc.Arbitrary<Command> = fc.oneof(
   { weight: 6, arbitrary: enqueue },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), ws }) },
@@ -84,8 +103,13 @@ const syncCommand: fc.Arbitrary<Command> = fc.oneof(
     }),
   },
 );
+const timedSyncCommand: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 8, arbitrary: syncCommand },
+  { weight: 6, arbitrary: timedEnqueue },
+);
 const asyncCommand: fc.Arbitrary<Command> = fc.oneof(
   { weight: 8, arbitrary: syncCommand },
+  { weight: 2, arbitrary: timedEnqueue },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -354,7 +378,7 @@ async function runAsync(
         tags.push({ ws: command.ws, tag: t, removedAfter: false });
         const fields = { ...command.fields, [t]: true };
         model.enqueue(command.ws, fields);
-        coalescer.enqueue(command.ws, fields, command.source, { immediate: command.immediate });
+        coalescer.enqueue(command.ws, fields, command.source, enqueueOptions(command));
         break;
       }
       case 'remove':
@@ -451,20 +475,49 @@ async function runAsync(
   };
 }
 
+/** The enqueue options a command asks for, leaving out windows it does not set. */
+function enqueueOptions(command: Extract<Command, { kind: 'enqueue' }>) {
+  return {
+    immediate: command.immediate,
+    ...(command.windowMs === undefined ? {} : { windowMs: command.windowMs }),
+    ...(command.maxWaitMs === undefined ? {} : { maxWaitMs: command.maxWaitMs }),
+  };
+}
+
+interface TimingModel {
+  firstAt: number;
+  /** Each window asked for, and when it was last asked for. */
+  windows: Map<number, number>;
+  /** The earliest maxWaitMs deadline any enqueue set. */
+  maxDueAt: number;
+  sources: string[];
+}
+
+/** The earliest deadline any of the patch's enqueues demands. */
+function dueOf(model: TimingModel): number {
+  let due = model.maxDueAt;
+  for (const [windowMs, lastAt] of model.windows) due = Math.min(due, lastAt + windowMs);
+  return due;
+}
+
 /**
  * Runs commands against a synchronous store that never fails, checking every write's timing
  * in real elapsed time (`performance.now()`, which the fake timers drive and wall-clock
  * steps leave alone).
  */
-function runSync(commands: Command[], { leading = false, maxWaitMs = MAX_WAIT_MS } = {}) {
+function runSync(
+  commands: Command[],
+  { leading = false, maxWaitMs = MAX_WAIT_MS, longestWindowMs = WINDOW_MS } = {},
+) {
   const violations: string[] = [];
-  const pending = new Map<string, { firstAt: number; lastAt: number; sources: string[] }>();
+  const pending = new Map<string, TimingModel>();
   let explicit = new Set<string>();
   const maxPending = 2;
   /** When each workspace's last write started: with a leading edge, what makes it quiet. */
   const lastWriteAt = new Map<string, number>();
   const store: SnapshotStore = {
     upsert(id, _fields, source) {
+      if (id === 'warm-up') return;
       const now = performance.now();
       lastWriteAt.set(id, now);
       const model = pending.get(id);
@@ -472,7 +525,7 @@ function runSync(commands: Command[], { leading = false, maxWaitMs = MAX_WAIT_MS
         violations.push(`write of ${id} at ${now} with nothing pending`);
         return;
       }
-      const due = Math.min(model.lastAt + WINDOW_MS, model.firstAt + maxWaitMs);
+      const due = dueOf(model);
       if (!explicit.has(id) && now !== due)
         violations.push(`write of ${id} at ${now}, due at ${due}`);
       const expectedLabel = [...new Set(model.sources)].join('+');
@@ -490,6 +543,10 @@ function runSync(commands: Command[], { leading = false, maxWaitMs = MAX_WAIT_MS
     leading,
     canCreate: () => true,
   });
+  // A leading edge remembers writes for the longest window asked for so far: ask for it once.
+  if (longestWindowMs > WINDOW_MS) {
+    coalescer.enqueue('warm-up', {}, 's', { windowMs: longestWindowMs, immediate: true });
+  }
   const expectWritesOf = (ids: Iterable<string>, act: () => void): void => {
     explicit = new Set(ids);
     act();
@@ -499,23 +556,27 @@ function runSync(commands: Command[], { leading = false, maxWaitMs = MAX_WAIT_MS
     const now = performance.now();
     switch (command.kind) {
       case 'enqueue': {
-        const model = pending.get(command.ws);
+        const windowMs = command.windowMs ?? WINDOW_MS;
+        let model = pending.get(command.ws);
         const evicted: string[] = [];
         const lastWrite = lastWriteAt.get(command.ws);
         const quiet =
-          model === undefined && (lastWrite === undefined || now - lastWrite >= WINDOW_MS);
+          model === undefined && (lastWrite === undefined || now - lastWrite >= windowMs);
         if (model === undefined) {
-          pending.set(command.ws, { firstAt: now, lastAt: now, sources: [command.source] });
-          if (pending.size > maxPending) evicted.push(pending.keys().next().value as string);
-        } else {
-          model.lastAt = now;
-          model.sources.push(command.source);
+          model = { firstAt: now, windows: new Map(), maxDueAt: Infinity, sources: [] };
+          pending.set(command.ws, model);
+          // maxPending writes the oldest: to the millisecond, any first enqueued then.
+          if (pending.size > maxPending) {
+            const oldest = Math.min(...[...pending.values()].map((m) => m.firstAt));
+            for (const [id, m] of pending) if (m.firstAt === oldest) evicted.push(id);
+          }
         }
+        model.windows.set(windowMs, now);
+        model.maxDueAt = Math.min(model.maxDueAt, now + (command.maxWaitMs ?? maxWaitMs));
+        model.sources.push(command.source);
         if (command.immediate || (leading && quiet)) evicted.push(command.ws);
         expectWritesOf(evicted, () =>
-          coalescer.enqueue(command.ws, command.fields, command.source, {
-            immediate: command.immediate,
-          }),
+          coalescer.enqueue(command.ws, command.fields, command.source, enqueueOptions(command)),
         );
         break;
       }
@@ -536,7 +597,7 @@ function runSync(commands: Command[], { leading = false, maxWaitMs = MAX_WAIT_MS
         vi.advanceTimersByTime(command.ms);
         const at = performance.now();
         for (const [id, model] of pending) {
-          const due = Math.min(model.lastAt + WINDOW_MS, model.firstAt + maxWaitMs);
+          const due = dueOf(model);
           if (due <= at) violations.push(`${id} due at ${due} still pending at ${at}`);
         }
         break;
@@ -696,6 +757,24 @@ describe('EventCoalescer properties', () => {
     fc.assert(
       fc.property(commandsOf(syncCommand), (commands) => {
         expect(runSync(commands, { leading: true, maxWaitMs: 30 })).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('13. with windows of their own per enqueue, writes every patch at its earliest deadline', () => {
+    fc.assert(
+      fc.property(commandsOf(timedSyncCommand), (commands) => {
+        expect(runSync(commands)).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('14. with windows of their own and a leading edge, writes every patch exactly when due', () => {
+    fc.assert(
+      fc.property(commandsOf(timedSyncCommand), (commands) => {
+        expect(runSync(commands, { leading: true, longestWindowMs: 400 })).toEqual([]);
       }),
       { numRuns: RUNS },
     );

@@ -2,7 +2,7 @@
  * Checks a collector's source whole before anything is attached: a malformed member is a
  * `TypeError` (or `RangeError`) that names it, `sources[i].name` and the like.
  */
-import { expected } from '../core/describe.js';
+import { expected, numberOption } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
 import { REFRESH_RETRY_DEFAULTS, resolveRetryRule } from '../core/retry-rule.js';
 import type { RetryOptions } from '../core/types.js';
@@ -23,6 +23,8 @@ export function checkSource(source: unknown, index: number): void {
   if (source.name !== undefined && typeof source.name !== 'string') {
     fail('.name', source.name, 'a string');
   }
+  numberOption(`${at}.windowMs`, source.windowMs, 0, 'duration');
+  numberOption(`${at}.maxWaitMs`, source.maxWaitMs, 0, 'bound');
   if (isRefreshSource(source as unknown as Source)) {
     if (typeof source.key !== 'function') fail('.key', source.key, 'a function');
     if (source.immediate !== undefined && typeof source.immediate !== 'boolean') {

@@ -6,6 +6,7 @@ import type { SettledOutcome } from '../core/receipts.js';
 import type {
   CoalescerOptions,
   CoalescerStats,
+  EnqueueOptions,
   Fields,
   Patch,
   SnapshotStore,
@@ -14,7 +15,13 @@ import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js'
 import { subscribe } from './emitter-adapter.js';
 import { groupRefreshSources, type RefreshGroup } from './refresh-groups.js';
 import { RefreshRunner } from './refresh-runner.js';
-import { type PatchSource, type RefreshSource, type Source, sourceName } from './sources.js';
+import {
+  type PatchSource,
+  type RefreshSource,
+  type Source,
+  sourceName,
+  sourceWindows,
+} from './sources.js';
 
 /** What {@link createEventCollector} needs: the store, the sources, and any coalescer option. */
 export interface CollectorDeps<F extends object = Fields> extends CoalescerOptions<F> {
@@ -120,7 +127,7 @@ export function openCollector<F extends object = Fields>(
     return coalescer.remove(workspaceId);
   };
 
-  const apply = (name: string, action: unknown): void => {
+  const apply = (name: string, action: unknown, windows: EnqueueOptions | undefined): void => {
     if (!isPlainObject(action)) {
       invalid(name, undefined, 'map returned a malformed action');
     } else if (typeof action.workspaceId !== 'string' || action.workspaceId === '') {
@@ -130,12 +137,28 @@ export function openCollector<F extends object = Fields>(
     } else if (!isPlainObject(action.fields)) {
       invalid(name, action.workspaceId, 'action whose fields is not a plain object');
     } else {
-      const immediate = action.immediate === true ? { immediate: true } : undefined;
-      coalescer.enqueue(action.workspaceId, action.fields as Patch<F>, name, immediate);
+      const { immediate, windowMs, maxWaitMs } = action;
+      // An action's own options win over its source's; the coalescer checks them all.
+      const options =
+        immediate === undefined && windowMs === undefined && maxWaitMs === undefined
+          ? windows
+          : {
+              ...windows,
+              ...(immediate === undefined ? {} : { immediate }),
+              ...(windowMs === undefined ? {} : { windowMs }),
+              ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
+            };
+      coalescer.enqueue(
+        action.workspaceId,
+        action.fields as Patch<F>,
+        name,
+        options as EnqueueOptions | undefined,
+      );
     }
   };
 
   const patchListener = (source: PatchSource<F>, name: string) => {
+    const windows = sourceWindows(source);
     return (...args: unknown[]): void => {
       if (stopped) return;
       let result: unknown;
@@ -147,8 +170,8 @@ export function openCollector<F extends object = Fields>(
       }
       if (result === undefined || result === null) return;
       try {
-        if (Array.isArray(result)) for (const action of result) apply(name, action);
-        else apply(name, result);
+        if (Array.isArray(result)) for (const action of result) apply(name, action, windows);
+        else apply(name, result, windows);
       } catch (error) {
         // An action or its fields that cannot be read (a getter that throws): the event is
         // invalid, and the domain's emit() must still never see it.

@@ -22,6 +22,7 @@ export type {
   RemoveAction,
   Source,
   SourceAction,
+  SourceWindows,
 } from './sources.js';
 export {
   PR_SNAPSHOT_UPDATED,

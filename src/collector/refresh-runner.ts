@@ -9,8 +9,8 @@ import {
   resolveRetryRule,
 } from '../core/retry-rule.js';
 import { clearTimer, setTimer, type Timer } from '../core/timers.js';
-import type { Patch } from '../core/types.js';
-import type { RefreshSource } from './sources.js';
+import type { EnqueueOptions, Patch } from '../core/types.js';
+import { type RefreshSource, sourceWindows } from './sources.js';
 
 /** One workspace's refreshes for one source. */
 interface RefreshState {
@@ -35,6 +35,8 @@ interface RefreshState {
  */
 export class RefreshRunner<F extends object> {
   readonly #source: RefreshSource<F>;
+  /** What every refreshed patch is enqueued with: the group's immediacy and windows. */
+  readonly #enqueueOptions: EnqueueOptions | undefined;
   readonly #coalescer: EventCoalescer<F>;
   readonly #name: string;
   readonly #rule: RetryRule;
@@ -46,6 +48,8 @@ export class RefreshRunner<F extends object> {
    */
   constructor(source: RefreshSource<F>, label: string, coalescer: EventCoalescer<F>) {
     this.#source = source;
+    const windows = sourceWindows(source);
+    this.#enqueueOptions = source.immediate === true ? { ...windows, immediate: true } : windows;
     this.#coalescer = coalescer;
     this.#name = label;
     this.#rule = resolveRetryRule('retry', source.retry, REFRESH_RETRY_DEFAULTS);
@@ -182,7 +186,6 @@ export class RefreshRunner<F extends object> {
     if (!isPlainObject(fields)) {
       throw new TypeError(expected('the result of refresh', 'a plain object or undefined', fields));
     }
-    const immediate = this.#source.immediate === true;
-    this.#coalescer.enqueue(workspaceId, fields, this.#name, immediate ? { immediate } : undefined);
+    this.#coalescer.enqueue(workspaceId, fields, this.#name, this.#enqueueOptions);
   }
 }

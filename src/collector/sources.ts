@@ -1,4 +1,4 @@
-import type { Fields, Patch, RetryOptions } from '../core/types.js';
+import type { EnqueueOptions, Fields, Patch, RetryOptions } from '../core/types.js';
 import type { EmitterLike } from './emitter-adapter.js';
 
 /** Merge `fields` into the workspace's pending patch (`immediate`: and write now). */
@@ -6,6 +6,22 @@ export interface PatchAction<F extends object = Fields> {
   workspaceId: string;
   fields: Patch<F>;
   immediate?: boolean;
+  /** This action's window, instead of its source's or the coalescer's. */
+  windowMs?: number;
+  /** This action's bound, instead of its source's or the coalescer's. */
+  maxWaitMs?: number;
+}
+
+/**
+ * A window of a source's own: its patches are written at the latest `windowMs` after the last
+ * event that asked for it, and `maxWaitMs` after the first, whatever else the workspace waits
+ * for. Without them, the coalescer's apply.
+ */
+export interface SourceWindows {
+  /** @default the coalescer's `windowMs` */
+  windowMs?: number;
+  /** @default the coalescer's `maxWaitMs` */
+  maxWaitMs?: number;
 }
 
 /** Remove the workspace at once, dropping its pending patch. */
@@ -37,7 +53,7 @@ export type MapResult<F extends object = Fields> =
  *   }),
  * };
  */
-export interface PatchSource<F extends object = Fields> {
+export interface PatchSource<F extends object = Fields> extends SourceWindows {
   emitter: EmitterLike;
   event: string;
   /**
@@ -53,7 +69,7 @@ export interface PatchSource<F extends object = Fields> {
  * An event that only says "this workspace changed": the collector re-reads it with
  * `refresh`, one run at a time per workspace, retrying failures.
  */
-export interface RefreshSource<F extends object = Fields> {
+export interface RefreshSource<F extends object = Fields> extends SourceWindows {
   emitter: EmitterLike;
   event: string;
   /**
@@ -89,6 +105,16 @@ export interface RefreshSource<F extends object = Fields> {
 
 /** Any source a collector subscribes to. */
 export type Source<F extends object = Fields> = PatchSource<F> | RefreshSource<F>;
+
+/** A source's own windows as enqueue options, or `undefined` when it has none. */
+export function sourceWindows(source: SourceWindows): EnqueueOptions | undefined {
+  const { windowMs, maxWaitMs } = source;
+  if (windowMs === undefined && maxWaitMs === undefined) return undefined;
+  const options: EnqueueOptions = {};
+  if (windowMs !== undefined) options.windowMs = windowMs;
+  if (maxWaitMs !== undefined) options.maxWaitMs = maxWaitMs;
+  return options;
+}
 
 export function sourceName(source: { name?: string; event: string }): string {
   return source.name ?? `event:${source.event}`;

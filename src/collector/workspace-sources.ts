@@ -1,5 +1,8 @@
+import { assertKnownKeys, expected, likelyMeant, numberOption } from '../core/describe.js';
+import { isPlainObject } from '../core/merge.js';
 import type { Patch } from '../core/types.js';
-import type { EmitterLike } from './emitter-adapter.js';
+import { EMITTER_SHAPES } from './check-source.js';
+import { type EmitterLike, isEmitterLike } from './emitter-adapter.js';
 import type { PatchSource } from './sources.js';
 
 export const WORKSPACE_STATE_CHANGED = 'workspace_state_changed';
@@ -99,6 +102,97 @@ export interface WorkspaceSourcesOptions<F extends object = WorkspaceSnapshotFie
   immediate?: readonly WorkspaceEvent[];
   /** Fields an event writes, extending or replacing the preset's. */
   fields?: WorkspaceFieldMaps<F>;
+  /**
+   * Windows of an event's own, instead of the coalescer's: `{ workspaceActive: 1000 }` lets
+   * activity pings wait a second while the rest is written within the coalescer's window.
+   */
+  windowMs?: Partial<Record<WorkspaceEvent, number>>;
+  /** Bounds of an event's own, instead of the coalescer's `maxWaitMs`. */
+  maxWaitMs?: Partial<Record<WorkspaceEvent, number>>;
+}
+
+const EVENTS: readonly WorkspaceEvent[] = [
+  'workspaceStateChanged',
+  'prSnapshotUpdated',
+  'ratchetStateChanged',
+  'runScriptStatusChanged',
+  'workspaceActive',
+  'workspaceIdle',
+];
+const DOMAINS: readonly (keyof WorkspaceDomains)[] = [
+  'workspaceStateMachine',
+  'prSnapshotService',
+  'ratchetService',
+  'runScriptStateMachine',
+  'workspaceActivityService',
+];
+const OPTIONS = [...EVENTS, 'immediate', 'fields', 'windowMs', 'maxWaitMs'];
+
+/** Throws a TypeError (or RangeError) that names what is missing, misspelled or malformed. */
+function checkPresetArguments(domains: unknown, options: unknown): void {
+  if (domains === null || typeof domains !== 'object') {
+    throw new TypeError(expected('domains', `an object with ${DOMAINS.join(', ')}`, domains));
+  }
+  const given = Object.keys(domains).filter((key) => !(DOMAINS as string[]).includes(key));
+  for (const key of DOMAINS) {
+    const emitter = (domains as Record<string, unknown>)[key];
+    if (isEmitterLike(emitter)) continue;
+    const typo = emitter === undefined ? likelyMeant(key, given) : undefined;
+    throw new TypeError(
+      expected(`domains.${key}`, EMITTER_SHAPES, emitter) +
+        (typo === undefined ? '' : ` (found \`${typo}\`: misspelled?)`),
+    );
+  }
+  if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
+  assertKnownKeys('options', options, OPTIONS);
+  for (const event of EVENTS) {
+    const name = options[event];
+    if (name !== undefined && (typeof name !== 'string' || name === '')) {
+      throw new TypeError(expected(`options.${event}`, 'an event name (string)', name));
+    }
+  }
+  const { immediate, fields, windowMs, maxWaitMs } = options;
+  if (immediate !== undefined) {
+    if (!Array.isArray(immediate)) {
+      throw new TypeError(
+        expected('options.immediate', `an array of ${EVENTS.join(', ')}`, immediate),
+      );
+    }
+    immediate.forEach((event: unknown, i) => {
+      if (!(EVENTS as unknown[]).includes(event)) {
+        const meant = typeof event === 'string' ? likelyMeant(event, EVENTS) : undefined;
+        throw new TypeError(
+          expected(`options.immediate[${i}]`, `one of ${EVENTS.join(', ')}`, event) +
+            (meant === undefined ? '' : ` (did you mean \`${meant}\`?)`),
+        );
+      }
+    });
+  }
+  if (fields !== undefined) {
+    if (!isPlainObject(fields))
+      throw new TypeError(expected('options.fields', 'an object', fields));
+    assertKnownKeys('options.fields', fields, EVENTS);
+    for (const [event, map] of Object.entries(fields)) {
+      if (map !== undefined && typeof map !== 'function') {
+        throw new TypeError(expected(`options.fields.${event}`, 'a function', map));
+      }
+    }
+  }
+  for (const [option, value, rule] of [
+    ['windowMs', windowMs, 'duration'],
+    ['maxWaitMs', maxWaitMs, 'bound'],
+  ] as const) {
+    if (value === undefined) continue;
+    if (!isPlainObject(value)) {
+      throw new TypeError(
+        expected(`options.${option}`, 'an object of milliseconds by event', value),
+      );
+    }
+    assertKnownKeys(`options.${option}`, value, EVENTS);
+    for (const [event, ms] of Object.entries(value)) {
+      numberOption(`options.${option}.${event}`, ms, 0, rule);
+    }
+  }
 }
 
 // Payloads come from other code at run time: a missing one yields an action without a
@@ -109,8 +203,10 @@ const idOf = (event: WorkspaceActivityEvent | string): string =>
 /**
  * The six subscriptions of a workspace host, ready made: state changes (ARCHIVED removes
  * at once), PR snapshots (never `prReviewState`), ratchet and run-script states, activity.
- * Source labels are `event:<event name>`. `options` renames events, marks some immediate,
- * and extends or replaces the fields an event writes; without them, the plan's six mappings.
+ * Source labels are `event:<event name>`. `options` renames events, marks some immediate, gives
+ * some windows of their own, and extends or replaces the fields an event writes; without them,
+ * the six default mappings. Arguments are checked whole: a missing or misspelled domain or
+ * option is a TypeError that names it.
  *
  * @example
  * configureEventCollector({
@@ -130,6 +226,7 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
   domains: WorkspaceDomains,
   options: WorkspaceSourcesOptions<F> = {},
 ): PatchSource<F>[] {
+  checkPresetArguments(domains, options);
   const immediate = new Set<WorkspaceEvent>(options.immediate ?? []);
   const maps: WorkspaceFieldMaps<F> = options.fields ?? {};
   /** The action of one event: its workspace, the fields the host maps it to, immediacy. */
@@ -146,7 +243,16 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
       : { workspaceId: workspaceId as string, fields };
   };
   const name = (which: WorkspaceEvent, fallback: string): string => options[which] ?? fallback;
-  return [
+  /** The event's own windows, as its source carries them. */
+  const windows = (which: WorkspaceEvent): { windowMs?: number; maxWaitMs?: number } => {
+    const windowMs = options.windowMs?.[which];
+    const maxWaitMs = options.maxWaitMs?.[which];
+    return {
+      ...(windowMs === undefined ? {} : { windowMs }),
+      ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
+    };
+  };
+  const sources: PatchSource<F>[] = [
     {
       emitter: domains.workspaceStateMachine,
       event: name('workspaceStateChanged', WORKSPACE_STATE_CHANGED),
@@ -194,4 +300,5 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
         action('workspaceIdle', event, idOf(event), { isWorking: false }),
     },
   ];
+  return sources.map((source, i) => ({ ...source, ...windows(EVENTS[i] as WorkspaceEvent) }));
 }

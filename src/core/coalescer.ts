@@ -5,7 +5,7 @@
 
 import { newCounts } from './counts.js';
 import { Deadlines } from './deadlines.js';
-import { assertKnownKeys, assertWorkspaceId, expected } from './describe.js';
+import { assertKnownKeys, assertWorkspaceId, expected, numberOption } from './describe.js';
 import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
 import { applyStaged, isPlainObject, mergeFields, stageFields } from './merge.js';
@@ -28,17 +28,30 @@ import { WriteLanes } from './write-lanes.js';
 const getPrototypeOf = Object.getPrototypeOf;
 const objectPrototype = Object.prototype;
 
-/** `enqueue`'s options, checked: `'immediate'` or `{ immediate: 'yes' }` is a mistake, not a no. */
-function immediateOf(options: EnqueueOptions): boolean {
+const ENQUEUE_OPTIONS = ['immediate', 'windowMs', 'maxWaitMs'] as const;
+
+/**
+ * `enqueue`'s options, checked and read once each (a getter may answer differently twice):
+ * `'immediate'` or `{ immediate: 'yes' }` is a mistake, not a no.
+ */
+function readEnqueueOptions(
+  options: EnqueueOptions,
+  windowMs: number,
+  maxWaitMs: number,
+): Required<EnqueueOptions> {
   if (!isPlainObject(options)) {
     throw new TypeError(expected('options', 'an object like { immediate: true }', options));
   }
-  assertKnownKeys('options', options, ['immediate']);
+  assertKnownKeys('options', options, ENQUEUE_OPTIONS);
   const immediate: unknown = options.immediate;
   if (immediate !== undefined && typeof immediate !== 'boolean') {
     throw new TypeError(expected('options.immediate', 'a boolean', immediate));
   }
-  return immediate === true;
+  return {
+    immediate: immediate === true,
+    windowMs: numberOption('options.windowMs', options.windowMs, windowMs, 'duration'),
+    maxWaitMs: numberOption('options.maxWaitMs', options.maxWaitMs, maxWaitMs, 'bound'),
+  };
 }
 
 /**
@@ -99,6 +112,10 @@ export class EventCoalescer<F extends object = Fields> {
   /**
    * Merges `fields` into the workspace's pending patch and (re)starts its window.
    * Later values win; `undefined` never erases a value; `null` is written.
+   *
+   * `options.windowMs` and `options.maxWaitMs` override the coalescer's for this enqueue: the
+   * patch is due at the earliest deadline any of its enqueues demands, each window counted
+   * from the last enqueue that asked for it, each `maxWaitMs` from the enqueue that set it.
    */
   enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
     assertWorkspaceId(workspaceId);
@@ -115,11 +132,24 @@ export class EventCoalescer<F extends object = Fields> {
       return;
     }
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
-    const immediate = options === undefined ? false : immediateOf(options);
+    let immediate = false;
+    let timed: Required<EnqueueOptions> | undefined;
+    if (options !== undefined) {
+      const o = readEnqueueOptions(options, this.#options.windowMs, this.#options.maxWaitMs);
+      immediate = o.immediate;
+      if (o.windowMs !== this.#options.windowMs || o.maxWaitMs !== this.#options.maxWaitMs) {
+        timed = o;
+      }
+    }
     const staged = stageFields(fields);
     const leadingEdge =
-      this.#leading && this.#deadlines.isQuiet(workspaceId) && !this.#lanes.has(workspaceId);
-    const patch = this.#deadlines.touch(workspaceId, source);
+      this.#leading &&
+      this.#deadlines.isQuiet(workspaceId, timed?.windowMs) &&
+      !this.#lanes.has(workspaceId);
+    const patch =
+      timed === undefined
+        ? this.#deadlines.touch(workspaceId, source)
+        : this.#deadlines.touchTimed(workspaceId, source, timed.windowMs, timed.maxWaitMs);
     applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();

@@ -1,10 +1,12 @@
 /**
  * When each pending patch is due: one timer for all workspaces, the quiet queue for the
- * `windowMs` deadlines, first-enqueue order for `maxWaitMs`, and the clock they count in.
- * What happens to a due patch is the caller's business (`onDue`).
+ * `windowMs` deadlines, first-enqueue order for `maxWaitMs`, a heap for patches whose enqueues
+ * set windows of their own, and the clock they count in. What happens to a due patch is the
+ * caller's business (`onDue`).
  */
 import { PendingPatch } from './pending-patch.js';
 import { QuietQueue } from './quiet-queue.js';
+import { TimedPatches } from './timed-patches.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
 
 /** Pending times stay below this many ms from the epoch (2^30: small integers in V8). */
@@ -13,11 +15,17 @@ const EPOCH_SPAN_MS = 0x40000000;
 export class Deadlines<F extends object> {
   readonly #windowMs: number;
   readonly #maxWaitMs: number;
+  /** How soon a new patch can be due: the shorter of `windowMs` and `maxWaitMs`. */
+  readonly #firstDeadlineMs: number;
   readonly #onDue: (patch: PendingPatch<F>) => void;
   /** Pending patches in first-enqueue order: the order of their `maxWaitMs` deadlines. */
   readonly #pending = new Map<string, PendingPatch<F>>();
   /** The same patches in last-enqueue order: the order of their `windowMs` deadlines. */
   readonly #quiet = new QuietQueue();
+  /** Patches with windows of their own, kept apart so that the others keep their O(1) path. */
+  readonly #timed = new TimedPatches<F>();
+  /** The last enqueue of a patch with windows of its own: time never reads earlier. */
+  #timedAt = 0;
   /** One timer for all pending patches, armed for the earliest deadline. */
   #timer: Timer | undefined;
   /** The time the timer was armed for: when it fires, at least that much time has passed. */
@@ -30,6 +38,8 @@ export class Deadlines<F extends object> {
    * are remembered, and each only for `windowMs`.
    */
   readonly #recent: Map<string, number> | undefined;
+  /** How long a write stays recent: the longest window any enqueue asked for. */
+  #recentSpan: number;
   /** Pending times count from here (see `#now`). */
   #epoch = performance.now();
 
@@ -45,17 +55,22 @@ export class Deadlines<F extends object> {
   ) {
     this.#windowMs = windowMs;
     this.#maxWaitMs = maxWaitMs;
+    this.#firstDeadlineMs = Math.min(windowMs, maxWaitMs);
     this.#recent = leading ? new Map() : undefined;
+    this.#recentSpan = windowMs;
     this.#onDue = onDue;
   }
 
   /** Nothing pending for the workspace, and no write of it started within `windowMs`. */
-  isQuiet(workspaceId: string): boolean {
+  isQuiet(workspaceId: string, windowMs = this.#windowMs): boolean {
     if (this.#pending.has(workspaceId)) return false;
+    if (this.#timed.size !== 0 && this.#timed.get(workspaceId) !== undefined) return false;
     const recent = this.#recent;
     if (recent === undefined || recent.size === 0) return true;
-    this.#forgetOldWrites(this.#now());
-    return !recent.has(workspaceId);
+    const now = this.#now();
+    this.#forgetOldWrites(now);
+    const startedAt = recent.get(workspaceId);
+    return startedAt === undefined || startedAt + windowMs <= now;
   }
 
   /** Remembers that the workspace's write starts now (leading edge only). */
@@ -69,8 +84,15 @@ export class Deadlines<F extends object> {
     if (this.#timer === undefined) this.#arm(now);
   }
 
-  /** Whether the patch's `maxWaitMs` has passed by its last enqueue. */
+  /**
+   * Whether the patch's `maxWaitMs` has passed by its last enqueue (with windows of its own:
+   * whether any of its deadlines has).
+   */
   isOverdue(patch: PendingPatch<F>): boolean {
+    if (this.#timed.size !== 0) {
+      const overdue = this.#timed.isOverdue(patch);
+      if (overdue !== undefined) return overdue;
+    }
     return patch.lastAt - patch.firstAt >= this.#maxWaitMs;
   }
 
@@ -78,14 +100,14 @@ export class Deadlines<F extends object> {
     const recent = this.#recent;
     if (recent === undefined) return;
     for (const [workspaceId, startedAt] of recent) {
-      if (startedAt + this.#windowMs > now) return;
+      if (startedAt + this.#recentSpan > now) return;
       recent.delete(workspaceId);
     }
   }
 
   /** Pending workspaces. */
   get size(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#timed.size;
   }
 
   /**
@@ -93,22 +115,20 @@ export class Deadlines<F extends object> {
    * due in `windowMs`, when there is none.
    */
   touch(workspaceId: string, source: string): PendingPatch<F> {
-    let now = this.#now();
-    // A wall clock stepped back: time stands still at the latest time known, not earlier.
-    const newest = this.#quiet.newest;
-    const floor =
-      newest !== undefined && newest.lastAt > this.#firedAt ? newest.lastAt : this.#firedAt;
-    if (now < floor) now = this.#standStill(floor);
+    const now = this.#touchTime();
     let patch = this.#pending.get(workspaceId);
     if (patch === undefined) {
+      if (this.#timed.size !== 0 && this.#timed.get(workspaceId) !== undefined) {
+        return this.#touchTimed(workspaceId, source, now, this.#windowMs, this.#maxWaitMs);
+      }
       patch = new PendingPatch(workspaceId, now, source);
       this.#pending.set(workspaceId, patch);
       this.#quiet.append(patch);
       // Without a timer nothing else is pending, so this patch's deadline is the earliest.
       if (this.#timer === undefined) this.#arm(now);
-      // A timer kept for the leading edge's bookkeeping may be due after this patch's
-      // maxWaitMs (when maxWaitMs < windowMs): the earlier deadline wins.
-      else if (now + this.#maxWaitMs < this.#armedFor) {
+      // A timer kept for the leading edge's bookkeeping, or for patches with windows of their
+      // own, may be due after this patch's first deadline: the earlier deadline wins.
+      else if (now + this.#firstDeadlineMs < this.#armedFor) {
         clearTimer(this.#timer);
         this.#arm(now);
       }
@@ -121,30 +141,109 @@ export class Deadlines<F extends object> {
     return patch;
   }
 
+  /**
+   * Like {@link touch}, for an enqueue that asks for its own `windowMs` and `maxWaitMs`: the
+   * patch is due at the earliest deadline any of its enqueues demands, each window counted
+   * from the last enqueue that asked for it, each bound from the enqueue that set it.
+   */
+  touchTimed(
+    workspaceId: string,
+    source: string,
+    windowMs: number,
+    maxWaitMs: number,
+  ): PendingPatch<F> {
+    return this.#touchTimed(workspaceId, source, this.#touchTime(), windowMs, maxWaitMs);
+  }
+
+  #touchTimed(
+    workspaceId: string,
+    source: string,
+    now: number,
+    windowMs: number,
+    maxWaitMs: number,
+  ): PendingPatch<F> {
+    this.#timedAt = now;
+    if (windowMs > this.#recentSpan) this.#recentSpan = windowMs;
+    let patch = this.#pending.get(workspaceId);
+    let dueAt: number;
+    if (patch !== undefined) {
+      // Its first window of its own: the patch leaves the uniform schedule with its deadlines.
+      this.#unschedule(patch);
+      const lastAt = patch.lastAt;
+      patch.lastAt = now;
+      if (patch.sources !== source) patch.addSource(source);
+      dueAt = this.#timed.enqueued(
+        patch,
+        now,
+        windowMs,
+        maxWaitMs,
+        [this.#windowMs, lastAt],
+        patch.firstAt + this.#maxWaitMs,
+      );
+    } else {
+      patch = this.#timed.get(workspaceId);
+      if (patch === undefined) patch = new PendingPatch(workspaceId, now, source);
+      else {
+        patch.lastAt = now;
+        if (patch.sources !== source) patch.addSource(source);
+      }
+      dueAt = this.#timed.enqueued(patch, now, windowMs, maxWaitMs);
+    }
+    if (this.#timer === undefined) this.#arm(now);
+    // An earlier deadline than the timer's wins; while the timer hands over (armed for now or
+    // earlier), it re-arms for what is left itself.
+    else if (dueAt < this.#armedFor && this.#armedFor > now) {
+      clearTimer(this.#timer);
+      this.#arm(now);
+    }
+    return patch;
+  }
+
+  /** Now, for an enqueue: a wall clock stepped back stands still at the latest time known. */
+  #touchTime(): number {
+    const now = this.#now();
+    const newest = this.#quiet.newest;
+    let floor =
+      newest !== undefined && newest.lastAt > this.#firedAt ? newest.lastAt : this.#firedAt;
+    if (this.#timedAt > floor) floor = this.#timedAt;
+    return now < floor ? this.#standStill(floor) : now;
+  }
+
   /** The workspace's pending patch, left in the schedule. */
   get(workspaceId: string): PendingPatch<F> | undefined {
-    return this.#pending.get(workspaceId);
+    const patch = this.#pending.get(workspaceId);
+    if (patch !== undefined || this.#timed.size === 0) return patch;
+    return this.#timed.get(workspaceId);
   }
 
   /** Takes the workspace's pending patch out of the schedule. */
   take(workspaceId: string): PendingPatch<F> | undefined {
     const patch = this.#pending.get(workspaceId);
     if (patch !== undefined) this.#unschedule(patch);
+    else if (this.#timed.size !== 0) return this.#timed.take(workspaceId);
     return patch;
   }
 
   /** Takes the patch enqueued first out of the schedule. */
   takeOldest(): PendingPatch<F> | undefined {
     const oldest = this.#pending.values().next().value;
+    const timed = this.#timed.size === 0 ? undefined : this.#timed.oldest();
+    if (timed !== undefined && (oldest === undefined || timed.firstAt < oldest.firstAt)) {
+      return this.#timed.take(timed.workspaceId);
+    }
     if (oldest !== undefined) this.#unschedule(oldest);
     return oldest;
   }
 
   /** Takes every pending patch, in first-enqueue order, and stops the timer. */
   takeAll(): PendingPatch<F>[] {
-    const patches = [...this.#pending.values()];
+    let patches = [...this.#pending.values()];
     this.#pending.clear();
     this.#quiet.clear();
+    if (this.#timed.size !== 0) {
+      // Stable: patches first enqueued in the same millisecond keep their schedule's order.
+      patches = patches.concat(this.#timed.takeAll()).sort((a, b) => a.firstAt - b.firstAt);
+    }
     this.disarm();
     return patches;
   }
@@ -193,6 +292,8 @@ export class Deadlines<F extends object> {
     this.#epoch += shift;
     this.#armedFor -= shift;
     this.#firedAt -= shift;
+    this.#timedAt -= shift;
+    this.#timed.shift(shift);
     for (const patch of this.#pending.values()) {
       patch.firstAt -= shift;
       patch.lastAt -= shift;
@@ -204,10 +305,11 @@ export class Deadlines<F extends object> {
 
   #nextDeadline(): number {
     const oldestWrite = this.#recent?.values().next().value;
-    const forget = oldestWrite === undefined ? Infinity : oldestWrite + this.#windowMs;
+    let next = oldestWrite === undefined ? Infinity : oldestWrite + this.#recentSpan;
+    if (this.#timed.size !== 0) next = Math.min(next, this.#timed.nextDueAt());
     const quiet = this.#quiet.oldest;
-    if (quiet === undefined) return forget;
-    const byWindow = Math.min(quiet.lastAt + this.#windowMs, forget);
+    if (quiet === undefined) return next;
+    const byWindow = Math.min(quiet.lastAt + this.#windowMs, next);
     if (this.#maxWaitMs === Infinity) return byWindow;
     const first = this.#pending.values().next().value as PendingPatch<F>;
     return Math.min(byWindow, first.firstAt + this.#maxWaitMs);
@@ -241,6 +343,10 @@ export class Deadlines<F extends object> {
         this.#unschedule(patch);
         this.#onDue(patch);
       }
+    }
+    for (let patch = this.#timed.takeDue(now); patch !== undefined; ) {
+      this.#onDue(patch);
+      patch = this.#timed.takeDue(now);
     }
     this.#forgetOldWrites(now);
     this.#timer = undefined;

@@ -52,6 +52,34 @@ export function numberOption(
   return value;
 }
 
+/** Edits (insert, delete, replace) between two short strings. */
+function distance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const replace = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      row[j] = Math.min(replace, (previous[j] as number) + 1, (row[j - 1] as number) + 1);
+    }
+    previous = row;
+  }
+  return previous[b.length] as number;
+}
+
+/**
+ * The candidate `key` most likely means: the same but for case, one that starts with the
+ * other, or one within two edits (a typo).
+ */
+export function likelyMeant(key: string, candidates: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  return (
+    candidates.find((candidate) => {
+      const c = candidate.toLowerCase();
+      return c === lower || c.startsWith(lower) || lower.startsWith(c);
+    }) ?? candidates.find((candidate) => distance(candidate.toLowerCase(), lower) <= 2)
+  );
+}
+
 /**
  * Throws a TypeError naming the first key of `object` that is not in `known`, with the known
  * key it most likely meant: a misspelled option must not be silently ignored.
@@ -59,13 +87,7 @@ export function numberOption(
 export function assertKnownKeys(name: string, object: object, known: readonly string[]): void {
   for (const key of Object.keys(object)) {
     if (known.includes(key)) continue;
-    const lower = key.toLowerCase();
-    const meant = known.find(
-      (candidate) =>
-        candidate.toLowerCase() === lower ||
-        candidate.toLowerCase().startsWith(lower) ||
-        lower.startsWith(candidate.toLowerCase()),
-    );
+    const meant = likelyMeant(key, known);
     throw new TypeError(
       `Unknown option \`${name}.${key}\`${meant === undefined ? '' : ` (did you mean \`${meant}\`?)`}; known: ${known.join(', ')}`,
     );

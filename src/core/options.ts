@@ -29,9 +29,9 @@ export interface ResolvedOptions<F extends object> {
 }
 
 /**
- * Only a patch with a `projectId` creates a workspace (the plan's "lacks projectId", the host's
- * `!(existing || fields.projectId)`): any falsy one — `null`, `''`, `0`, `false` — is absent.
- * The host's reconciliation seeds the rest.
+ * Only a patch with a `projectId` creates a workspace the store does not know: any falsy one —
+ * `null`, `''`, `0`, `false` — counts as absent. The others are seeded by the host (its
+ * reconciliation), or let in by a `canCreate` of the host's own.
  */
 export const defaultCanCreate = (fields: Patch<Fields>): boolean => Boolean(fields.projectId);
 

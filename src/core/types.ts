@@ -242,6 +242,13 @@ export interface CoalescerOptions<F extends object = Fields> {
 export interface EnqueueOptions {
   /** Write now, taking along whatever is pending for the workspace. */
   immediate?: boolean;
+  /**
+   * This enqueue's window, instead of the coalescer's: the patch is written at the latest
+   * this long after the last enqueue that asked for the same window.
+   */
+  windowMs?: number;
+  /** This enqueue's bound, instead of the coalescer's: written at the latest this long after it. */
+  maxWaitMs?: number;
 }
 
 /** Counters of an {@link EventCoalescer}. */
