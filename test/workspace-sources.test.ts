@@ -302,3 +302,57 @@ describe('workspaceSnapshotSources options', () => {
     expect(collector.coalescer.stats().invalid).toBe(1);
   });
 });
+
+describe('workspaceSnapshotSources arguments', () => {
+  const domains = () => ({
+    workspaceStateMachine: new EventEmitter(),
+    prSnapshotService: new EventEmitter(),
+    ratchetService: new EventEmitter(),
+    runScriptStateMachine: new EventEmitter(),
+    workspaceActivityService: new EventEmitter(),
+  });
+  const call = (d: unknown, options?: unknown) => () =>
+    workspaceSnapshotSources(d as never, options as never);
+
+  it('refuses a call without domains with an error that lists them', () => {
+    expect(call(undefined)).toThrow(
+      /Expected `domains` to be an object with workspaceStateMachine, prSnapshotService.*got `undefined`/,
+    );
+  });
+
+  it('names a missing domain, and the misspelled key that was given instead', () => {
+    const { ratchetService, ...rest } = domains();
+    expect(call(rest)).toThrow(/`domains\.ratchetService` to be an emitter.*got `undefined` \(undefined\)$/);
+    expect(call({ ...rest, ratchetServce: ratchetService })).toThrow(
+      /`domains\.ratchetService`.*\(found `ratchetServce`: misspelled\?\)/,
+    );
+    expect(call({ ...rest, ratchetService: {} })).toThrow(/`domains\.ratchetService`.*an object/);
+  });
+
+  it('accepts domains with more services than the five it uses', () => {
+    expect(call({ ...domains(), billingService: new EventEmitter() })).not.toThrow();
+  });
+
+  it('refuses unknown options, immediate events it does not have, and malformed members', () => {
+    expect(call(domains(), { immediat: [] })).toThrow(
+      /Unknown option `options\.immediat` \(did you mean `immediate`\?\)/,
+    );
+    expect(call(domains(), { immediate: ['nope'] })).toThrow(
+      /`options\.immediate\[0\]` to be one of workspaceStateChanged,.*got `"nope"`/,
+    );
+    expect(call(domains(), { immediate: ['workspaceStateChange'] })).toThrow(
+      /did you mean `workspaceStateChanged`/,
+    );
+    expect(call(domains(), { immediate: 'workspaceStateChanged' })).toThrow(
+      /`options\.immediate` to be an array/,
+    );
+    expect(call(domains(), { workspaceActive: 5 })).toThrow(/`options\.workspaceActive`/);
+    expect(call(domains(), { fields: { ratchetStateChanged: 'x' } })).toThrow(
+      /`options\.fields\.ratchetStateChanged` to be a function/,
+    );
+    expect(call(domains(), { fields: { ratchet: () => ({}) } })).toThrow(
+      /Unknown option `options\.fields\.ratchet`/,
+    );
+    expect(call(domains(), 'fast')).toThrow(/`options` to be an object/);
+  });
+});

@@ -146,10 +146,19 @@ export class EventCoalescer<F extends object = Fields> {
       this.#leading &&
       this.#deadlines.isQuiet(workspaceId, timed?.windowMs) &&
       !this.#lanes.has(workspaceId);
+    const deadlines = this.#deadlines;
+    // While no patch has windows of its own, the quiet queue's O(1) path serves every enqueue.
     const patch =
       timed === undefined
-        ? this.#deadlines.touch(workspaceId, source)
-        : this.#deadlines.touchTimed(workspaceId, source, timed.windowMs, timed.maxWaitMs);
+        ? deadlines.timedCount === 0
+          ? deadlines.touch(workspaceId, source)
+          : deadlines.touchTimed(
+              workspaceId,
+              source,
+              this.#options.windowMs,
+              this.#options.maxWaitMs,
+            )
+        : deadlines.touchTimed(workspaceId, source, timed.windowMs, timed.maxWaitMs);
     applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();

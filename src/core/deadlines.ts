@@ -24,8 +24,6 @@ export class Deadlines<F extends object> {
   readonly #quiet = new QuietQueue();
   /** Patches with windows of their own, kept apart so that the others keep their O(1) path. */
   readonly #timed = new TimedPatches<F>();
-  /** The last enqueue of a patch with windows of its own: time never reads earlier. */
-  #timedAt = 0;
   /** One timer for all pending patches, armed for the earliest deadline. */
   #timer: Timer | undefined;
   /** The time the timer was armed for: when it fires, at least that much time has passed. */
@@ -112,15 +110,13 @@ export class Deadlines<F extends object> {
 
   /**
    * The workspace's pending patch with its window restarted and `source` added: a new one,
-   * due in `windowMs`, when there is none.
+   * due in `windowMs`, when there is none. Only while no patch has windows of its own
+   * (`timedCount` is 0); {@link touchTimed} serves every enqueue otherwise.
    */
   touch(workspaceId: string, source: string): PendingPatch<F> {
     const now = this.#touchTime();
     let patch = this.#pending.get(workspaceId);
     if (patch === undefined) {
-      if (this.#timed.size !== 0 && this.#timed.get(workspaceId) !== undefined) {
-        return this.#touchTimed(workspaceId, source, now, this.#windowMs, this.#maxWaitMs);
-      }
       patch = new PendingPatch(workspaceId, now, source);
       this.#pending.set(workspaceId, patch);
       this.#quiet.append(patch);
@@ -152,17 +148,11 @@ export class Deadlines<F extends object> {
     windowMs: number,
     maxWaitMs: number,
   ): PendingPatch<F> {
-    return this.#touchTimed(workspaceId, source, this.#touchTime(), windowMs, maxWaitMs);
-  }
-
-  #touchTimed(
-    workspaceId: string,
-    source: string,
-    now: number,
-    windowMs: number,
-    maxWaitMs: number,
-  ): PendingPatch<F> {
-    this.#timedAt = now;
+    const ownWindows = windowMs !== this.#windowMs || maxWaitMs !== this.#maxWaitMs;
+    if (!ownWindows && this.#timed.get(workspaceId) === undefined) {
+      return this.touch(workspaceId, source);
+    }
+    const now = this.#touchTime();
     if (windowMs > this.#recentSpan) this.#recentSpan = windowMs;
     let patch = this.#pending.get(workspaceId);
     let dueAt: number;
@@ -199,13 +189,20 @@ export class Deadlines<F extends object> {
     return patch;
   }
 
-  /** Now, for an enqueue: a wall clock stepped back stands still at the latest time known. */
+  /** Patches with windows of their own. */
+  get timedCount(): number {
+    return this.#timed.size;
+  }
+
+  /**
+   * Now, for an enqueue. Should the clock read earlier than the newest time in the quiet queue,
+   * or than the timer's last firing, time stands still there: the queue stays in order.
+   */
   #touchTime(): number {
     const now = this.#now();
     const newest = this.#quiet.newest;
-    let floor =
+    const floor =
       newest !== undefined && newest.lastAt > this.#firedAt ? newest.lastAt : this.#firedAt;
-    if (this.#timedAt > floor) floor = this.#timedAt;
     return now < floor ? this.#standStill(floor) : now;
   }
 
@@ -292,7 +289,6 @@ export class Deadlines<F extends object> {
     this.#epoch += shift;
     this.#armedFor -= shift;
     this.#firedAt -= shift;
-    this.#timedAt -= shift;
     this.#timed.shift(shift);
     for (const patch of this.#pending.values()) {
       patch.firstAt -= shift;
