@@ -349,14 +349,32 @@ describe('EventCoalescer remove', () => {
 describe('EventCoalescer unknown-workspace rule', () => {
   it('skips a patch for a workspace the store does not know and cannot create', () => {
     const store = syncStore(() => false);
-    const debug = vi.fn();
-    const coalescer = new EventCoalescer(store, { logger: { debug } });
+    const coalescer = new EventCoalescer(store);
     coalescer.enqueue('ws-1', { status: 'READY' }, 's');
     vi.advanceTimersByTime(150);
     expect(store.getByWorkspaceId).toHaveStoreCall('ws-1');
     expect(store.upsert).not.toHaveBeenCalled();
     expect(coalescer.stats().skipped).toBe(1);
-    expect(debug).toHaveBeenCalledTimes(1);
+  });
+
+  it('warns once at the first skip, naming the workspace, the rule and how to change it; later skips are debug', () => {
+    const store = syncStore(() => false);
+    const logger = { debug: vi.fn(), warn: vi.fn() };
+    const coalescer = new EventCoalescer(store, { logger });
+    for (const id of ['ws-1', 'ws-2', 'ws-3']) coalescer.enqueue(id, { status: 'READY' }, 's');
+    vi.advanceTimersByTime(150);
+    expect(coalescer.stats().skipped).toBe(3);
+    expect(logger.warn).toHaveBeenCalledTimes(1);
+    const [context, message] = logger.warn.mock.calls[0] as [object, string];
+    expect(context).toEqual({ workspaceId: 'ws-1', source: 's' });
+    expect(message).toMatch(/skipped the write of ws-1/);
+    expect(message).toMatch(/canCreate/);
+    expect(message).toMatch(/projectId/);
+    expect(message).toMatch(/Seed the store/);
+    expect(logger.debug.mock.calls.map(([c]) => c)).toEqual([
+      { workspaceId: 'ws-2', source: 's' },
+      { workspaceId: 'ws-3', source: 's' },
+    ]);
   });
 
   it.each([[null], [''], [0], [false]])(

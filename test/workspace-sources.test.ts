@@ -203,6 +203,37 @@ describe('workspaceSnapshotSources', () => {
     expect(collector.coalescer.stats().invalid).toBe(2);
   });
 
+  it('warns with a short description of what a malformed event held, bounded for huge payloads', () => {
+    const warn = vi.fn();
+    const domains = {
+      workspaceStateMachine: new EventEmitter(),
+      prSnapshotService: new EventEmitter(),
+      ratchetService: new EventEmitter(),
+      runScriptStateMachine: new EventEmitter(),
+      workspaceActivityService: new EventEmitter(),
+    };
+    createEventCollector({
+      store: syncStore(),
+      logger: { warn },
+      sources: workspaceSnapshotSources(domains),
+    });
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, { id: 'ws-1', toState: 'READY' });
+    const [context, message] = warn.mock.calls[0] as [{ got: string }, string];
+    expect(message).toMatch(/action without a non-empty string workspaceId/);
+    expect(message).toMatch(/workspaceId: `undefined` \(undefined\)/);
+    expect(message).toMatch(
+      /from the event \{ id: `"ws-1"` \(string\), toState: `"READY"` \(string\) \}/,
+    );
+    expect(context.got).toMatch(/^\{ workspaceId: `undefined`/);
+    const huge = Object.fromEntries(
+      Array.from({ length: 10_000 }, (_, i) => [`key${i}`, 'x'.repeat(1000)]),
+    );
+    domains.ratchetService.emit(RATCHET_STATE_CHANGED, huge);
+    const [, hugeMessage] = warn.mock.calls[1] as [unknown, string];
+    expect(hugeMessage.length).toBeLessThan(600);
+    expect(hugeMessage).toMatch(/a string of 1000 characters/);
+  });
+
   it('detaches all six listeners on stop', async () => {
     const { domains, collector } = host();
     const counts = () =>
@@ -322,7 +353,9 @@ describe('workspaceSnapshotSources arguments', () => {
 
   it('names a missing domain, and the misspelled key that was given instead', () => {
     const { ratchetService, ...rest } = domains();
-    expect(call(rest)).toThrow(/`domains\.ratchetService` to be an emitter.*got `undefined` \(undefined\)$/);
+    expect(call(rest)).toThrow(
+      /`domains\.ratchetService` to be an emitter.*got `undefined` \(undefined\)$/,
+    );
     expect(call({ ...rest, ratchetServce: ratchetService })).toThrow(
       /`domains\.ratchetService`.*\(found `ratchetServce`: misspelled\?\)/,
     );

@@ -1,5 +1,5 @@
 import { EventCoalescer } from '../core/coalescer.js';
-import { assertWorkspaceId, expected } from '../core/describe.js';
+import { assertWorkspaceId, describePayload, expected } from '../core/describe.js';
 import { adopt, whenSettled } from '../core/guard.js';
 import { isPlainObject } from '../core/merge.js';
 import type { SettledOutcome } from '../core/receipts.js';
@@ -115,9 +115,21 @@ export function openCollector<F extends object = Fields>(
   /** The event count at each removal, kept only while some key is being looked up. */
   const removedAtEvent = new Map<string, number>();
 
-  const invalid = (source: string, workspaceId: unknown, message: string): void => {
+  /** Counts an event that gave nothing usable, and says what it gave (bounded, never whole). */
+  const invalid = (
+    source: string,
+    workspaceId: unknown,
+    message: string,
+    got: unknown,
+    event?: unknown,
+  ): void => {
     coalescer.countInvalid();
-    logger.warn({ workspaceId, source }, `event-coalescer: ${message}; event ignored`);
+    const described = describePayload(got);
+    const from = event === undefined ? '' : ` from the event ${describePayload(event)}`;
+    logger.warn(
+      { workspaceId, source, got: described },
+      `event-coalescer: ${message}: got ${described}${from}; event ignored`,
+    );
   };
 
   const removeWorkspace = (workspaceId: string): Promise<void> => {
@@ -127,15 +139,26 @@ export function openCollector<F extends object = Fields>(
     return coalescer.remove(workspaceId);
   };
 
-  const apply = (name: string, action: unknown, windows: EnqueueOptions | undefined): void => {
+  const apply = (
+    name: string,
+    action: unknown,
+    windows: EnqueueOptions | undefined,
+    event: unknown,
+  ): void => {
     if (!isPlainObject(action)) {
-      invalid(name, undefined, 'map returned a malformed action');
+      invalid(name, undefined, 'map returned a malformed action', action, event);
     } else if (typeof action.workspaceId !== 'string' || action.workspaceId === '') {
-      invalid(name, action.workspaceId, 'action without a non-empty string workspaceId');
+      invalid(
+        name,
+        action.workspaceId,
+        'action without a non-empty string workspaceId',
+        action,
+        event,
+      );
     } else if (action.remove === true) {
       void removeWorkspace(action.workspaceId);
     } else if (!isPlainObject(action.fields)) {
-      invalid(name, action.workspaceId, 'action whose fields is not a plain object');
+      invalid(name, action.workspaceId, 'action whose fields is not a plain object', action, event);
     } else {
       const { immediate, windowMs, maxWaitMs } = action;
       // An action's own options win over its source's; the coalescer checks them all.
@@ -170,8 +193,9 @@ export function openCollector<F extends object = Fields>(
       }
       if (result === undefined || result === null) return;
       try {
-        if (Array.isArray(result)) for (const action of result) apply(name, action, windows);
-        else apply(name, result, windows);
+        if (Array.isArray(result))
+          for (const action of result) apply(name, action, windows, args[0]);
+        else apply(name, result, windows, args[0]);
       } catch (error) {
         // An action or its fields that cannot be read (a getter that throws): the event is
         // invalid, and the domain's emit() must still never see it.
@@ -184,7 +208,14 @@ export function openCollector<F extends object = Fields>(
   const keyed = (name: string, runner: RefreshRunner<F>, workspaceId: unknown): void => {
     if (workspaceId === undefined || workspaceId === null) return;
     if (typeof workspaceId === 'string' && workspaceId !== '') runner.signal(workspaceId);
-    else invalid(name, workspaceId, 'key returned something other than a non-empty string');
+    else {
+      invalid(
+        name,
+        workspaceId,
+        'key returned something other than a non-empty string',
+        workspaceId,
+      );
+    }
   };
 
   /** A `map` or `key` that threw, or an action that cannot be read: counted invalid, reported. */

@@ -15,6 +15,37 @@ export function describeValue(value: unknown): string {
   return `\`${shown}\` (${value === null ? 'null' : typeof value})`;
 }
 
+/** At most this many characters of a payload go into a log line. */
+const PAYLOAD_CHARS = 200;
+
+/**
+ * A short, bounded description of what an event or action held, for a warning: its keys with
+ * the kind of each value (`{ workspaceId: \`42\` (number), fields: an array }`). Nothing is
+ * serialised whole, so a huge or cyclic payload costs no more than a small one.
+ */
+export function describePayload(value: unknown): string {
+  let text: string;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    text = describeValue(value);
+  } else {
+    const parts: string[] = [];
+    try {
+      for (const key of Object.keys(value).slice(0, 8)) {
+        const member = (value as Record<string, unknown>)[key];
+        const shown =
+          typeof member === 'string' && member.length > 40
+            ? `a string of ${member.length} characters`
+            : describeValue(member);
+        parts.push(`${key}: ${shown}`);
+      }
+    } catch {
+      parts.push('…a member that cannot be read');
+    }
+    text = `{ ${parts.join(', ')} }`;
+  }
+  return text.length > PAYLOAD_CHARS ? `${text.slice(0, PAYLOAD_CHARS - 1)}…` : text;
+}
+
 /** An error message that names the argument, what was expected and what came. */
 export function expected(argument: string, expectation: string, received: unknown): string {
   return `Expected \`${argument}\` to be ${expectation}, got ${describeValue(received)}`;

@@ -381,18 +381,32 @@ export class WriteLane<F extends object> {
           return;
         }
         // Unknown workspace and nothing to create it from: the host's reconciliation seeds it.
-        this.#settings.counts.skipped++;
         this.#writing = undefined;
         this.#settings.receipts.landed(call.patch, true);
-        this.#settings.guard.logger.debug(
-          { workspaceId: this.workspaceId, source: call.patch.sourceLabel() },
-          'event-coalescer: skipped a patch for an unknown workspace',
-        );
+        this.#skipped(call.patch);
         break;
     }
     this.#resetFailures();
     host.recovered(this);
     this.#afterCall();
+  }
+
+  /**
+   * Counts a write skipped by the unknown-workspace rule. The first one of a coalescer is a
+   * warning that says how to change the rule (a fresh store otherwise stays empty without a
+   * word); later ones are debug lines.
+   */
+  #skipped(patch: PendingPatch<F>): void {
+    const { counts, guard } = this.#settings;
+    const context = { workspaceId: this.workspaceId, source: patch.sourceLabel() };
+    if (++counts.skipped > 1) {
+      guard.logger.debug(context, 'event-coalescer: skipped a patch for an unknown workspace');
+      return;
+    }
+    guard.logger.warn(
+      context,
+      `event-coalescer: skipped the write of ${this.workspaceId}: the store does not know it and canCreate refused (by default a patch must carry a truthy projectId). Seed the store, carry projectId in the patch, or pass canCreate (() => true lets any patch create a workspace). Later skips are logged at debug and counted in stats().skipped`,
+    );
   }
 
   #failed(operation: LaneOperation, error: unknown, thrown: boolean): void {
