@@ -78,6 +78,44 @@ describe('createMemorySnapshotStore listeners', () => {
     expect(store.getByWorkspaceId('ws-1')?.fields).toEqual({ a: 1 });
   });
 
+  it('reports to its logger when it has no onError, as the host logs', () => {
+    const logger = { error: vi.fn() };
+    const store = createMemorySnapshotStore({ logger });
+    const failure = new Error('listener');
+    store.subscribe(() => {
+      throw failure;
+    });
+    store.upsert('ws-1', { a: 1 }, 's');
+    expect(logger.error.mock.calls).toEqual([
+      [
+        { operation: 'listener', workspaceId: 'ws-1', err: failure },
+        'event-coalescer: snapshot store listener error',
+      ],
+    ]);
+  });
+
+  it('without onError or logger, prints one console line, no stack trace', () => {
+    const printed = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const store = createMemorySnapshotStore();
+      store.subscribe(() => {
+        throw new TypeError('bad listener');
+      });
+      store.upsert('ws-1', { a: 1 }, 's');
+      expect(printed.mock.calls).toEqual([
+        ['event-coalescer: snapshot store listener error (ws-1): TypeError: bad listener'],
+      ]);
+    } finally {
+      printed.mockRestore();
+    }
+  });
+
+  it('refuses an unknown option with the one it likely meant', () => {
+    expect(() =>
+      createMemorySnapshotStore({ tombstoneTtl: 5 } as unknown as { tombstoneTtlMs: number }),
+    ).toThrow(/Unknown option `options\.tombstoneTtl` \(did you mean `tombstoneTtlMs`\?\)/);
+  });
+
   it('does not count a write as failed when only a listener threw', async () => {
     const store = createMemorySnapshotStore({ onError: () => {} });
     store.subscribe(() => {

@@ -13,6 +13,12 @@ class Timed<F extends object> {
   maxDueAt: number;
   /** The earliest deadline of all. */
   dueAt = 0;
+  /**
+   * Where the deadline heap holds it: never later than `dueAt`. A deadline that moves later (a
+   * window restarted) leaves it behind, so a steady stream costs no heap work; the heap catches
+   * up when this key comes due.
+   */
+  keyAt = 0;
 
   constructor(patch: PendingPatch<F>, windows: number[], maxDueAt: number) {
     this.patch = patch;
@@ -45,6 +51,7 @@ class Timed<F extends object> {
     for (let i = 1; i < windows.length; i += 2) windows[i] = (windows[i] as number) - by;
     this.maxDueAt -= by;
     this.dueAt -= by;
+    this.keyAt -= by;
   }
 }
 
@@ -55,7 +62,7 @@ class Timed<F extends object> {
  */
 export class TimedPatches<F extends object> {
   readonly #byId = new Map<string, Timed<F>>();
-  readonly #byDue = new BinaryHeap<Timed<F>>((timed) => timed.dueAt);
+  readonly #byDue = new BinaryHeap<Timed<F>>((timed) => timed.keyAt);
   readonly #byFirst = new BinaryHeap<Timed<F>>((timed) => timed.patch.firstAt);
 
   get size(): number {
@@ -84,13 +91,17 @@ export class TimedPatches<F extends object> {
       timed = new Timed(patch, windows, maxDueAt);
       timed.enqueued(now, windowMs, maxWaitMs);
       timed.dueAt = timed.earliest();
+      timed.keyAt = timed.dueAt;
       this.#byId.set(patch.workspaceId, timed);
       this.#byDue.push(timed);
       this.#byFirst.push(timed);
     } else {
       timed.enqueued(now, windowMs, maxWaitMs);
       timed.dueAt = timed.earliest();
-      this.#byDue.update(timed);
+      if (timed.dueAt < timed.keyAt) {
+        timed.keyAt = timed.dueAt;
+        this.#byDue.update(timed);
+      }
     }
     return timed.dueAt;
   }
@@ -110,15 +121,20 @@ export class TimedPatches<F extends object> {
     return timed.patch;
   }
 
-  /** The earliest deadline of all, or Infinity. */
+  /** The earliest deadline of all, or Infinity; possibly earlier (see `keyAt`), never later. */
   nextDueAt(): number {
-    return this.#byDue.peek()?.dueAt ?? Infinity;
+    return this.#byDue.peek()?.keyAt ?? Infinity;
   }
 
   /** Takes the patch with the earliest deadline if it is due by `now`. */
   takeDue(now: number): PendingPatch<F> | undefined {
-    const top = this.#byDue.peek();
-    return top !== undefined && top.dueAt <= now ? this.take(top.patch.workspaceId) : undefined;
+    for (let top = this.#byDue.peek(); top !== undefined && top.keyAt <= now; ) {
+      if (top.dueAt <= now) return this.take(top.patch.workspaceId);
+      top.keyAt = top.dueAt;
+      this.#byDue.update(top);
+      top = this.#byDue.peek();
+    }
+    return undefined;
   }
 
   /** The patch enqueued first. */

@@ -1,8 +1,9 @@
-import { expected, numberOption } from '../core/describe.js';
+import { assertKnownKeys, expected, numberOption } from '../core/describe.js';
 import { isPlainObject, setField } from '../core/merge.js';
 import { throwIfAborted } from '../core/store-call.js';
 import type {
   Fields,
+  Logger,
   Patch,
   SnapshotChange,
   SnapshotEntry,
@@ -23,9 +24,11 @@ export interface MemoryStoreOptions {
   tombstoneTtlMs?: number;
   /**
    * Receives what the store cannot throw at anyone: a change listener that threw.
-   * @default console.error
+   * @default reports to `logger.error`, else one `console.error` line
    */
   onError?: StoreErrorHandler;
+  /** Where reports go without an `onError`: the host's logger (`pino`, `console`). */
+  logger?: Partial<Logger>;
 }
 
 /** The store contract, synchronous, with reading and a change feed. */
@@ -78,8 +81,9 @@ export function createMemorySnapshotStore<F extends object = Fields>(
   options: MemoryStoreOptions = {},
 ): MemorySnapshotStore<F> {
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
+  assertKnownKeys('options', options, ['tombstoneTtlMs', 'onError', 'logger']);
   const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
-  const report = storeErrorHandler(options.onError);
+  const report = storeErrorHandler(options.onError, options.logger);
   const rows = new Map<string, Row>();
   /**
    * Each workspace's last removal, so that a slower write cannot resurrect it, in the order

@@ -1,7 +1,8 @@
-import { expected, numberOption } from '../core/describe.js';
+import { assertKnownKeys, expected, numberOption } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
 import type {
   Fields,
+  Logger,
   Patch,
   SnapshotChange,
   SnapshotEntry,
@@ -49,9 +50,11 @@ export interface RedisStoreOptions {
    * Receives what the store cannot throw at anyone: a stored value or a change-feed message
    * that cannot be decoded, a change listener that threw, an error of the change-feed
    * connection (it reconnects by itself).
-   * @default console.error
+   * @default reports to `logger.error`, else one `console.error` line
    */
   onError?: StoreErrorHandler;
+  /** Where reports go without an `onError`: the host's logger (`pino`, `console`). */
+  logger?: Partial<Logger>;
   /**
    * Durability across a failover: a write counts as done only once this many replicas of its
    * master acknowledged it (`WAIT`, pipelined with the script to the same node); fewer within
@@ -99,6 +102,16 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
  * const store = createRedisSnapshotStore(new Redis(process.env.REDIS_URL));
  * configureEventCollector({ store, timestamps: true, sources });
  */
+const REDIS_STORE_OPTIONS = [
+  'prefix',
+  'tombstonePrefix',
+  'tombstoneTtlMs',
+  'channel',
+  'onError',
+  'logger',
+  'waitForReplicas',
+];
+
 export function createRedisSnapshotStore<F extends object = Fields>(
   client: RedisClient,
   options: RedisStoreOptions = {},
@@ -107,6 +120,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     throw new TypeError(expected('client', 'an ioredis client', client));
   }
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
+  assertKnownKeys('options', options, REDIS_STORE_OPTIONS);
   const { prefix, tombstonePrefix, channel } = storeNames(options);
   const tombstoneTtlMs: unknown = options.tombstoneTtlMs ?? 600_000;
   // PX takes a whole number of ms written as digits, which Redis adds to its clock: a safe
@@ -124,7 +138,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       ),
     );
   }
-  const report = storeErrorHandler(options.onError);
+  const report = storeErrorHandler(options.onError, options.logger);
   const waitFor = options.waitForReplicas;
   if (waitFor !== undefined && !isPlainObject(waitFor)) {
     throw new TypeError(expected('waitForReplicas', 'an object', waitFor));
