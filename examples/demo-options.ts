@@ -1,7 +1,7 @@
 /** The demo's command-line flags, parsed and checked once: `npm start -- --help`. */
 import { parseArgs } from 'node:util';
 
-const usage = `Usage: npm start -- [options]
+const usage = `Usage: npx event-coalescer [options]   (in a clone: npm start -- [options])
 
   --workspaces N   simulated workspaces (default 20)
   --rate N         domain events per second, all workspaces together (default 200)

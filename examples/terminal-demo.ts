@@ -13,11 +13,11 @@ import {
 } from 'event-coalescer/collector';
 import { createMemorySnapshotStore } from 'event-coalescer/memory';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
-import { Cluster, Redis } from 'ioredis';
 
 import {
   clusterNodes,
   durationS,
+  fail,
   flags,
   quiet,
   rate,
@@ -37,12 +37,23 @@ const domains = {
 };
 
 // --- the snapshot and the collector ---------------------------------------------------------
+/** ioredis, an optional peer: loaded only when the demo is asked to use Redis. */
+async function loadIoredis() {
+  try {
+    const { Cluster, Redis } = await import('ioredis');
+    return { Cluster, Redis };
+  } catch {
+    return fail('--redis and --redis-cluster need ioredis: npm install ioredis');
+  }
+}
 const redis =
-  clusterNodes !== undefined
-    ? new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: 1 } })
-    : redisUrl === undefined
-      ? undefined
-      : new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  clusterNodes === undefined && redisUrl === undefined
+    ? undefined
+    : await loadIoredis().then(({ Cluster, Redis }) =>
+        clusterNodes !== undefined
+          ? new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: 1 } })
+          : new Redis(redisUrl as string, { maxRetriesPerRequest: 1 }),
+      );
 const store =
   redis === undefined
     ? createMemorySnapshotStore<WorkspaceSnapshotFields>()

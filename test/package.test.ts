@@ -208,6 +208,37 @@ import('event-coalescer/redis').then((esm) => console.log(typeof createRedisSnap
     await expect(typecheck('esnext', 'bundler')).resolves.toBeUndefined();
   }, 60_000);
 
+  it('runs the terminal demo with npx, no clone and no dev dependencies', async () => {
+    const { stdout } = await run('npx', ['--offline', 'event-coalescer', '--duration', '1'], {
+      cwd: project,
+    });
+    expect(stdout).toMatch(/events in: +\d+/);
+    expect(stdout).toMatch(/writes out: +\d+/);
+    expect(stdout).toMatch(/coalescing ratio: +[\d.]+ events per write/);
+  }, 60_000);
+
+  it('serves the live page with npx event-coalescer --web', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(
+      join(project, 'node_modules', '.bin', 'event-coalescer'),
+      ['--web', '--port', '0', '--duration', '2', '--rate', '50'],
+      { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    const firstLine = await new Promise<string>((resolve, reject) => {
+      child.on('exit', (code) => reject(new Error(`exited with ${code} before printing its URL`)));
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += String(chunk);
+        if (output.includes('\n')) resolve(output.split('\n')[0] as string);
+      });
+    });
+    expect(firstLine).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const html = await (await fetch(firstLine)).text();
+    expect(html).toContain('<title>event-coalescer — live snapshot</title>');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+  }, 30_000);
+
   it('ships no runtime dependencies and only what users need', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: repo });
     const [packed] = JSON.parse(stdout) as [{ files: { path: string }[] }];
