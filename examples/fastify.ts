@@ -1,6 +1,9 @@
 /**
  * A Fastify plugin: the collector starts when the server is ready and stops — detached,
- * flushed and drained — when it closes, before `close()` resolves.
+ * flushed and drained — as it begins to close, in `preClose`: before Fastify waits for its
+ * connections, so a host with WebSocket clients still open flushes too, and its clients get
+ * the final push before their sockets close (close them in a `preClose` hook added after this
+ * plugin). `onClose` would run only once every connection has ended.
  *
  *   await app.register(eventCollectorPlugin, { deps: { store, sources } });
  */
@@ -19,7 +22,7 @@ export async function eventCollectorPlugin<F extends object = Fields>(
   app.addHook('onReady', async () => {
     configureEventCollector(options.deps);
   });
-  app.addHook('onClose', async () => {
+  app.addHook('preClose', async () => {
     await stopEventCollector();
   });
 }

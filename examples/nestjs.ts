@@ -1,13 +1,15 @@
 /**
  * A NestJS module: its provider configures the collector when the module initialises and
- * stops it — detached, flushed and drained — when the application shuts down, before
- * `app.close()` resolves. Call `app.enableShutdownHooks()` so that SIGTERM closes the app.
+ * stops it — detached, flushed and drained — as the application begins to shut down
+ * (`beforeApplicationShutdown`: before Nest closes its HTTP server and WebSocket gateways, so
+ * connected clients still get the final push), and before `app.close()` resolves. Call
+ * `app.enableShutdownHooks()` so that SIGTERM closes the app.
  *
  *   const app = await NestFactory.create(AppModule); // AppModule imports eventCollectorModule(deps)
  *   app.enableShutdownHooks();
  */
 import 'reflect-metadata';
-import { Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Module, type OnModuleInit } from '@nestjs/common';
 import {
   type CollectorDeps,
   configureEventCollector,
@@ -17,7 +19,7 @@ import {
 
 /** The provider whose lifecycle hooks start and stop the collector. */
 export class EventCollectorLifecycle<F extends object = Fields>
-  implements OnModuleInit, OnApplicationShutdown
+  implements OnModuleInit, BeforeApplicationShutdown
 {
   readonly #deps: CollectorDeps<F>;
 
@@ -29,7 +31,7 @@ export class EventCollectorLifecycle<F extends object = Fields>
     configureEventCollector(this.#deps);
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async beforeApplicationShutdown(): Promise<void> {
     await stopEventCollector();
   }
 }

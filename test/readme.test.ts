@@ -23,6 +23,9 @@ const ambient: Record<string, string> = {
   fetchPullRequest:
     'declare function fetchPullRequest(id: string, options: { signal: AbortSignal }): Promise<{ number: number; state: string }>;',
   workspaceSnapshotSources: "import { workspaceSnapshotSources } from 'event-coalescer';",
+  configureEventCollector: "import { configureEventCollector } from 'event-coalescer';",
+  stopEventCollector: "import { stopEventCollector } from 'event-coalescer';",
+  app: "declare const app: import('fastify').FastifyInstance;",
   WorkspaceSnapshotFields: "import type { WorkspaceSnapshotFields } from 'event-coalescer';",
   PrSnapshotUpdatedEvent: "import type { PrSnapshotUpdatedEvent } from 'event-coalescer';",
   WorkspaceStateChangedEvent: "import type { WorkspaceStateChangedEvent } from 'event-coalescer';",

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { eventCollectorPlugin } from '../examples/fastify.js';
 import { instrumentCoalescer } from '../examples/metrics.js';
 import { workspaceRoutes } from '../examples/read-your-writes.js';
@@ -124,6 +124,48 @@ describe('the Fastify recipe (examples/fastify.ts)', () => {
     await app.close();
     expect(memory.getByWorkspaceId('ws-1')).toMatchObject({ fields: { n: 5 }, version: 1 });
     expect(domain.listenerCount('changed')).toBe(0);
+  });
+
+  it('flushes while WebSocket clients are connected, and they get the final push before their sockets close', async () => {
+    const { default: Fastify } = await import('fastify');
+    const { WebSocket, WebSocketServer } = await import('ws');
+    const domain = new EventEmitter();
+    const { store, memory } = asyncStore();
+    const app = Fastify();
+    await app.register(eventCollectorPlugin, {
+      deps: {
+        store,
+        canCreate: () => true,
+        sources: [
+          {
+            emitter: domain,
+            event: 'changed',
+            map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
+          },
+        ],
+      },
+    });
+    // The host: every store change pushed to every client, and the clients let go on close.
+    const sockets = new WebSocketServer({ server: app.server });
+    memory.subscribe((change) => {
+      for (const socket of sockets.clients) socket.send(JSON.stringify(change.entry?.fields));
+    });
+    app.addHook('preClose', async () => {
+      for (const socket of sockets.clients) socket.close(1001, 'server closing');
+      sockets.close();
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const received: unknown[] = [];
+    client.on('message', (data) => received.push(JSON.parse(String(data))));
+    const clientClosed = new Promise((resolve) => client.once('close', resolve));
+    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+    for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
+    await app.close();
+    await clientClosed;
+    expect(memory.getByWorkspaceId('ws-1')?.fields).toEqual({ n: 5 });
+    expect(received).toEqual([{ n: 5 }]);
   });
 });
 
