@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventCollectorPlugin } from '../examples/fastify.js';
 import { instrumentCoalescer } from '../examples/metrics.js';
 import { workspaceRoutes } from '../examples/read-your-writes.js';
@@ -148,7 +148,8 @@ describe('the Fastify recipe (examples/fastify.ts)', () => {
     // The host: every store change pushed to every client, and the clients let go on close.
     const sockets = new WebSocketServer({ server: app.server });
     memory.subscribe((change) => {
-      for (const socket of sockets.clients) socket.send(JSON.stringify(change.entry?.fields));
+      for (const socket of sockets.clients)
+        socket.send(JSON.stringify(change.type === 'upsert' ? change.entry.fields : null));
     });
     app.addHook('preClose', async () => {
       for (const socket of sockets.clients) socket.close(1001, 'server closing');
