@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -239,12 +239,54 @@ import('event-coalescer/redis').then((esm) => console.log(typeof createRedisSnap
     expect(code).toBe(0);
   }, 30_000);
 
+  it('ships every file the README and docs link to, and every anchor they link to exists', async () => {
+    const installed = join(project, 'node_modules', 'event-coalescer');
+    const documents = [
+      'README.md',
+      ...(await readdir(join(installed, 'docs')))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => `docs/${name}`),
+    ];
+    const slug = (heading: string) =>
+      heading
+        .toLowerCase()
+        .replace(/[^a-z0-9 _-]/g, '')
+        .replace(/ /g, '-');
+    const anchorsOf = (text: string) =>
+      new Set([
+        ...[...text.matchAll(/^#{1,4} (.+)$/gm)].map((m) => slug(m[1] as string)),
+        ...[...text.matchAll(/<a id="([^"]+)"><\/a>/g)].map((m) => m[1] as string),
+      ]);
+    const broken: string[] = [];
+    let checked = 0;
+    for (const document of documents) {
+      const text = await readFile(join(installed, document), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^https?:/.test(target as string)) continue;
+        checked++;
+        const [path, anchor] = (target as string).split('#');
+        const file = path === '' ? document : join(dirname(document), path as string);
+        const content = await readFile(join(installed, file), 'utf8').catch(() => undefined);
+        if (content === undefined) broken.push(`${document}: ${target} (no such file)`);
+        else if (anchor !== undefined && file.endsWith('.md') && !anchorsOf(content).has(anchor)) {
+          broken.push(`${document}: ${target} (no such anchor)`);
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(broken).toEqual([]);
+  });
+
   it('ships no runtime dependencies and only what users need', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: repo });
     const [packed] = JSON.parse(stdout) as [{ files: { path: string }[] }];
     const paths = packed.files.map((file) => file.path).sort();
     expect(
-      paths.every((path) => /^(dist\/|README\.md|LICENSE|CHANGELOG\.md|package\.json)/.test(path)),
+      paths.every((path) =>
+        /^(dist\/|docs\/|examples\/[a-z-]+\.ts$|README\.md|LICENSE|CHANGELOG\.md|package\.json)/.test(
+          path,
+        ),
+      ),
     ).toBe(true);
     const manifest = JSON.parse(
       (await run('node', ['-p', 'JSON.stringify(require("./package.json"))'], { cwd: repo }))

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -68,9 +68,14 @@ function withAmbient(snippet: string): string {
 }
 
 describe('README', () => {
-  it('has TypeScript snippets that type-check against the package', async () => {
+  it('has TypeScript snippets, in the README and in docs/, that type-check against the package', async () => {
     const readme = await readFile(join(repo, 'README.md'), 'utf8');
-    const blocks = snippets(readme);
+    const docs = await Promise.all(
+      (await readdir(join(repo, 'docs')))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => readFile(join(repo, 'docs', name), 'utf8')),
+    );
+    const blocks = [readme, ...docs].flatMap(snippets);
     expect(blocks.length).toBeGreaterThanOrEqual(5);
     await rm(workDir, { recursive: true, force: true });
     await mkdir(workDir, { recursive: true });
