@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { createEventCollector, type SnapshotStore } from 'event-coalescer';
 import { createRedisSnapshotStore, type RedisClient } from 'event-coalescer/redis';
 import { Cluster, Redis } from 'ioredis';
-import { startRedisCluster } from '../test/redis-cluster.js';
+import { startRedisCluster } from '../test/support/redis-cluster.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const WORKSPACES = values.quick ? 100 : 1_000;

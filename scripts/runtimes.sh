@@ -31,10 +31,7 @@ unit() {
   local bin=$1 label=$2
   local log="$logs/$label.log"
   if PATH="$bin:$PATH" EVENT_COALESCER_SKIP_BUILD=1 NO_COLOR=1 npx vitest run \
-    --exclude 'test/redis-*.test.ts' --exclude 'test/replicas.test.ts' \
-    --exclude 'test/web.test.ts' --exclude 'test/package.test.ts' \
-    --exclude 'test/demo.test.ts' --exclude 'test/web-server.test.ts' \
-    --exclude 'test/readme.test.ts' >"$log" 2>&1; then
+    --project unit >"$log" 2>&1; then
     local version passed
     version=$("$bin/node" --version)
     passed=$(grep -Eo 'Tests +[0-9]+ passed' "$log" | grep -Eo '[0-9]+' | tail -n 1 || true)

@@ -6,8 +6,8 @@ import {
   type PatchSource,
   stopEventCollector,
 } from '../src/collector/index.js';
-import { deferred, syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { deferred, syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

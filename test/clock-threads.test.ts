@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { EventCoalescer, shareTimestampClock } from '../src/index.js';
 
-const worker = new URL('./fixtures/stamp-worker.mjs', import.meta.url);
+const worker = new URL('./support/fixtures/stamp-worker.mjs', import.meta.url);
 
 /** Stamps of `count` writes made in a worker thread. */
 function stampsFromWorker(clock: SharedArrayBuffer | undefined, count: number): Promise<number[]> {

@@ -4,8 +4,8 @@ import { EventEmitter as EventEmitter3 } from 'eventemitter3';
 import mittImport from 'mitt';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector, type EmitterLike } from '../src/collector/index.js';
-import { syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

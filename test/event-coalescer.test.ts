@@ -3,8 +3,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
 import { configureEventCollector, EventCoalescer, stopEventCollector } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { deferred, gatedStore, settle, syncStore } from './helpers.js';
-import { meaningfulArgs, storeArgs } from './store-matchers.js';
+import { deferred, gatedStore, settle, syncStore } from './support/helpers.js';
+import { meaningfulArgs, storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

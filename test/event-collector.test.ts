@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector, type PatchSource } from '../src/collector/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { gatedStore, settle, syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { gatedStore, settle, syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import FakeTimers from '@sinonjs/fake-timers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { gatedStore, settle, syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { gatedStore, settle, syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 /** Imports a fresh copy of the package, so that fake timers can be installed before it loads. */
 async function freshPackage() {

@@ -3,8 +3,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
 import { EventCoalescer, type SnapshotStore } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { settle, syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { settle, syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

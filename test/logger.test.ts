@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
 import { EventCoalescer } from '../src/index.js';
-import { syncStore } from './helpers.js';
+import { syncStore } from './support/helpers.js';
 
 /** A pino logger writing JSON lines into memory. */
 function memoryPino() {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventCoalescer } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { describeStoreContract } from './store-contract.js';
+import { describeStoreContract } from './support/store-contract.js';
 
 describeStoreContract('memory store', async (options) => createMemorySnapshotStore(options));
 

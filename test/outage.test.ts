@@ -18,7 +18,7 @@ import {
   type StoreHealthMessage,
 } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { gatedStore, settle, syncStore } from './helpers.js';
+import { gatedStore, settle, syncStore } from './support/helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector, createMemorySnapshotStore, EventCoalescer } from '../src/index.js';
-import { gatedStore, settle, syncStore } from './helpers.js';
+import { gatedStore, settle, syncStore } from './support/helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -9,9 +9,9 @@ import {
   type RedisStoreOptions,
   redisAclRules,
 } from '../src/stores/redis.js';
-import { spawnFixture } from './fixture-process.js';
-import { type RedisCluster, startRedisCluster } from './redis-cluster.js';
-import { describeStoreContract, eventually } from './store-contract.js';
+import { spawnFixture } from './support/fixture-process.js';
+import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
+import { describeStoreContract, eventually } from './support/store-contract.js';
 
 let cluster: RedisCluster;
 let stores: RedisSnapshotStore[] = [];

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventCoalescer } from '../src/index.js';
 import { createRedisSnapshotStore, type RedisSnapshotStore } from '../src/stores/redis.js';
-import { type RedisServer, startRedisServer } from './redis-server.js';
+import { type RedisServer, startRedisServer } from './support/redis-server.js';
 
 let server: RedisServer;
 const stores: RedisSnapshotStore[] = [];

@@ -7,8 +7,8 @@ import {
   type RedisStoreOptions,
   redisAclRules,
 } from '../src/stores/redis.js';
-import { type RedisServer, startRedisServer } from './redis-server.js';
-import { describeStoreContract, eventually } from './store-contract.js';
+import { type RedisServer, startRedisServer } from './support/redis-server.js';
+import { describeStoreContract, eventually } from './support/store-contract.js';
 
 let server: RedisServer;
 let stores: RedisSnapshotStore[] = [];

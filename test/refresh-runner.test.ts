@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
 import type { Fields, Patch, RetryOptions } from '../src/index.js';
-import { type Deferred, deferred, settle, syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { type Deferred, deferred, settle, syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedisSnapshotStore } from '../src/stores/redis.js';
-import { spawnFixture } from './fixture-process.js';
-import { type RedisServer, startRedisServer } from './redis-server.js';
+import { spawnFixture } from './support/fixture-process.js';
+import { type RedisServer, startRedisServer } from './support/redis-server.js';
 
 let server: RedisServer;
 

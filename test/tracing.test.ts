@@ -7,7 +7,7 @@ import {
   STORE_CHANNEL,
   type StoreCallContext,
 } from '../src/index.js';
-import { gatedStore, settle, syncStore } from './helpers.js';
+import { gatedStore, settle, syncStore } from './support/helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

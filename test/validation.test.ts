@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { createEventCollector, EventCoalescer } from '../src/index.js';
-import { syncStore } from './helpers.js';
+import { syncStore } from './support/helpers.js';
 
 describe('misspelled and mistyped options', () => {
   it.each([

@@ -11,7 +11,7 @@ import {
   EventCoalescer,
   workspaceSnapshotSources,
 } from '../src/index.js';
-import { gatedStore, settle, syncStore } from './helpers.js';
+import { gatedStore, settle, syncStore } from './support/helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

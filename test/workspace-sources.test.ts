@@ -15,8 +15,8 @@ import {
   type WorkspaceStateChangedEvent,
   workspaceSnapshotSources,
 } from '../src/collector/index.js';
-import { syncStore } from './helpers.js';
-import { storeArgs } from './store-matchers.js';
+import { syncStore } from './support/helpers.js';
+import { storeArgs } from './support/store-matchers.js';
 
 /** The fields of a host that writes a few more than the preset. */
 interface HostFields extends WorkspaceSnapshotFields {

@@ -5,7 +5,7 @@ import type {
   SnapshotChange,
   SnapshotEntry,
   StoreErrorHandler,
-} from '../src/index.js';
+} from '../../src/index.js';
 
 /** What the contract needs of a store: the memory store and the Redis store both fit. */
 export interface ContractStore {

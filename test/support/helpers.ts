@@ -1,5 +1,5 @@
 import { vi } from 'vitest';
-import type { Fields, Patch, SnapshotStore, StoreCallOptions } from '../src/index.js';
+import type { Fields, Patch, SnapshotStore, StoreCallOptions } from '../../src/index.js';
 import { meaningfulArgs } from './store-matchers.js';
 
 /** A promise with its settle functions, to gate an async store call by hand. */

@@ -1,6 +1,6 @@
 /**
- * Type tests: checked by `npm run typecheck` (tsc over test/), where a wrong type or a
- * `@ts-expect-error` that is not an error fails the run.
+ * Type tests, compiled and never run (the `types` project of vitest, and `npm run typecheck`):
+ * a wrong type or a `@ts-expect-error` that is not an error fails the run.
  */
 import { EventEmitter } from 'node:events';
 import { describe, expectTypeOf, it } from 'vitest';
@@ -113,5 +113,32 @@ describe('types', () => {
     const explicit: CoalescerOptions = { windowMs: undefined };
     expectTypeOf(options).toEqualTypeOf<CoalescerOptions>();
     void explicit;
+  });
+
+  it('takes windows of their own on sources, actions, enqueues and preset events', () => {
+    const emitter = new EventEmitter();
+    const source: PatchSource = {
+      emitter,
+      event: 'e',
+      windowMs: 20,
+      maxWaitMs: 100,
+      map: () => ({ workspaceId: 'ws-1', fields: {}, windowMs: 5 }),
+    };
+    // @ts-expect-error: a window is a number of milliseconds
+    const wrong: PatchSource = { emitter, event: 'e', windowMs: '20', map: () => undefined };
+    void wrong;
+    new EventCoalescer(createMemorySnapshotStore()).enqueue('ws-1', {}, 's', { windowMs: 5 });
+    workspaceSnapshotSources(
+      {
+        workspaceStateMachine: emitter,
+        prSnapshotService: emitter,
+        ratchetService: emitter,
+        runScriptStateMachine: emitter,
+        workspaceActivityService: emitter,
+      },
+      // @ts-expect-error: not an event of the preset
+      { windowMs: { workspaceActive: 1000, workspaceActiv: 1000 } },
+    );
+    void source;
   });
 });
