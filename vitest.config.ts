@@ -9,6 +9,7 @@ const integration = [
   'test/package.test.ts',
   'test/demo.test.ts',
   'test/readme.test.ts',
+  'test/readme-recipes.test.ts',
 ];
 
 // `npm test` runs every project; `npm run test:unit` the quick one.
