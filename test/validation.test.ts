@@ -27,7 +27,10 @@ describe('misspelled and mistyped options', () => {
         windowMS: 100,
         sources: [{ emitter, event: 'x', map: () => undefined }],
       } as never),
-    ).toThrow(/windowMS/);
+    ).toThrow(/Unknown option `deps\.windowMS` \(did you mean `windowMs`\?\)/);
+    expect(() => createEventCollector({ store: syncStore(), source: [] } as never)).toThrow(
+      /Unknown option `deps\.source` \(did you mean `sources`\?\)/,
+    );
     expect(emitter.listenerCount('x')).toBe(0);
   });
 

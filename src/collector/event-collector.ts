@@ -1,7 +1,8 @@
 import { EventCoalescer } from '../core/coalescer.js';
-import { assertWorkspaceId, describePayload, expected } from '../core/describe.js';
+import { assertKnownKeys, assertWorkspaceId, describePayload, expected } from '../core/describe.js';
 import { adopt, whenSettled } from '../core/guard.js';
 import { isPlainObject } from '../core/merge.js';
+import { COALESCER_OPTIONS } from '../core/options.js';
 import type { SettledOutcome } from '../core/receipts.js';
 import type {
   CoalescerOptions,
@@ -87,6 +88,9 @@ export function createEventCollector<F extends object = Fields>(
   return openCollector(deps, undefined);
 }
 
+/** Every key `CollectorDeps` has: the coalescer's options and the collector's own. */
+const COLLECTOR_DEPS = [...COALESCER_OPTIONS, 'store', 'sources', 'signal'];
+
 /**
  * Creates a collector; `beforeSubscribe` runs once everything is checked and before any
  * listener attaches (the module hooks stop the collector being replaced there).
@@ -96,6 +100,7 @@ export function openCollector<F extends object = Fields>(
   beforeSubscribe: (() => void) | undefined,
 ): EventCollector<F> {
   if (!isPlainObject(deps)) throw new TypeError(expected('deps', 'an object', deps));
+  assertKnownKeys('deps', deps, COLLECTOR_DEPS);
   const { store, sources, signal, ...options } = deps;
   if (!Array.isArray(sources)) throw new TypeError(expected('sources', 'an array', sources));
   if (signal !== undefined && !(signal instanceof AbortSignal)) {

@@ -59,7 +59,7 @@ function functionOption<T>(name: string, value: T): T {
 
 /** Validates a coalescer's options, throwing at the call on a programmer error. */
 /** Every key `CoalescerOptions` has: any other is a misspelling. */
-const COALESCER_OPTIONS = [
+export const COALESCER_OPTIONS = [
   'windowMs',
   'maxWaitMs',
   'leading',
