@@ -56,6 +56,37 @@ const floor: Implementation = {
   },
 };
 
+/**
+ * The floor plus one clock read per enqueue, kept with the entry: what any design that knows
+ * when each key was last touched must pay at least.
+ */
+const floorClock: Implementation = {
+  name: 'floor+clock',
+  create(_windowMs, onWrite) {
+    const pending = new Map<string, { fields: Patch; sources: Set<string>; lastAt: number }>();
+    return {
+      enqueue(key, fields, source) {
+        const now = performance.now();
+        let entry = pending.get(key);
+        if (entry === undefined) {
+          entry = { fields: {}, sources: new Set(), lastAt: now };
+          pending.set(key, entry);
+        }
+        entry.lastAt = now;
+        merge(entry.fields, fields);
+        entry.sources.add(source);
+      },
+      flushAll() {
+        for (const [key, entry] of pending) onWrite(key, entry.fields, label(entry.sources));
+        pending.clear();
+      },
+      get pendingCount() {
+        return pending.size;
+      },
+    };
+  },
+};
+
 /** The straightforward design: a timer per key, cleared and set again on every enqueue. */
 const naive: Implementation = {
   name: 'naive',
@@ -224,6 +255,7 @@ export function eventCoalescerWith(
 
 export const implementations: Implementation[] = [
   floor,
+  floorClock,
   naive,
   lodash,
   rxjs,
