@@ -99,25 +99,31 @@ describe('the span recipe (examples/spans.ts)', () => {
   });
 });
 
+/** A Fastify app with the recipe's plugin, one domain emitter and an asynchronous store. */
+async function fastifyHost() {
+  const { default: Fastify } = await import('fastify');
+  const domain = new EventEmitter();
+  const { store, memory } = asyncStore();
+  const app = Fastify();
+  await app.register(eventCollectorPlugin, {
+    deps: {
+      store,
+      canCreate: () => true,
+      sources: [
+        {
+          emitter: domain,
+          event: 'changed',
+          map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
+        },
+      ],
+    },
+  });
+  return { app, domain, memory };
+}
+
 describe('the Fastify recipe (examples/fastify.ts)', () => {
   it('starts the collector when ready, and lands the merged write before close() resolves', async () => {
-    const { default: Fastify } = await import('fastify');
-    const domain = new EventEmitter();
-    const { store, memory } = asyncStore();
-    const app = Fastify();
-    await app.register(eventCollectorPlugin, {
-      deps: {
-        store,
-        canCreate: () => true,
-        sources: [
-          {
-            emitter: domain,
-            event: 'changed',
-            map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
-          },
-        ],
-      },
-    });
+    const { app, domain, memory } = await fastifyHost();
     await app.ready();
     for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
     expect(memory.getByWorkspaceId('ws-1')).toBeUndefined();
@@ -127,24 +133,8 @@ describe('the Fastify recipe (examples/fastify.ts)', () => {
   });
 
   it('flushes while WebSocket clients are connected, and they get the final push before their sockets close', async () => {
-    const { default: Fastify } = await import('fastify');
     const { WebSocket, WebSocketServer } = await import('ws');
-    const domain = new EventEmitter();
-    const { store, memory } = asyncStore();
-    const app = Fastify();
-    await app.register(eventCollectorPlugin, {
-      deps: {
-        store,
-        canCreate: () => true,
-        sources: [
-          {
-            emitter: domain,
-            event: 'changed',
-            map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
-          },
-        ],
-      },
-    });
+    const { app, domain, memory } = await fastifyHost();
     // The host: every store change pushed to every client, and the clients let go on close.
     const sockets = new WebSocketServer({ server: app.server });
     memory.subscribe((change) => {

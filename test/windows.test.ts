@@ -11,7 +11,7 @@ import {
   EventCoalescer,
   workspaceSnapshotSources,
 } from '../src/index.js';
-import { gatedStore, settle, syncStore } from './support/helpers.js';
+import { gatedStore, settle, syncStore, workspaceDomains } from './support/helpers.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -326,13 +326,7 @@ describe('windows of a source', () => {
 });
 
 describe('preset windows per event', () => {
-  const domains = () => ({
-    workspaceStateMachine: new EventEmitter(),
-    prSnapshotService: new EventEmitter(),
-    ratchetService: new EventEmitter(),
-    runScriptStateMachine: new EventEmitter(),
-    workspaceActivityService: new EventEmitter(),
-  });
+  const domains = () => workspaceDomains();
 
   it('activity pings wait their own second while a state change goes out in the window', async () => {
     const store = syncStore();

@@ -15,7 +15,7 @@ import {
   type WorkspaceStateChangedEvent,
   workspaceSnapshotSources,
 } from '../src/collector/index.js';
-import { syncStore } from './support/helpers.js';
+import { syncStore, workspaceDomains } from './support/helpers.js';
 import { storeArgs } from './support/store-matchers.js';
 
 /** The fields of a host that writes a few more than the preset. */
@@ -37,13 +37,7 @@ function host(
   eventNames: WorkspaceEventNames | WorkspaceSourcesOptions<HostFields> = {},
   known: (id: string) => boolean = () => true,
 ) {
-  const domains = {
-    workspaceStateMachine: new EventEmitter(),
-    prSnapshotService: new EventEmitter(),
-    ratchetService: new EventEmitter(),
-    runScriptStateMachine: new EventEmitter(),
-    workspaceActivityService: new EventEmitter(),
-  };
+  const domains = workspaceDomains();
   const store = syncStore(known);
   const collector = createEventCollector({
     store,
@@ -205,13 +199,7 @@ describe('workspaceSnapshotSources', () => {
 
   it('warns with a short description of what a malformed event held, bounded for huge payloads', () => {
     const warn = vi.fn();
-    const domains = {
-      workspaceStateMachine: new EventEmitter(),
-      prSnapshotService: new EventEmitter(),
-      ratchetService: new EventEmitter(),
-      runScriptStateMachine: new EventEmitter(),
-      workspaceActivityService: new EventEmitter(),
-    };
+    const domains = workspaceDomains();
     createEventCollector({
       store: syncStore(),
       logger: { warn },
@@ -335,13 +323,7 @@ describe('workspaceSnapshotSources options', () => {
 });
 
 describe('workspaceSnapshotSources arguments', () => {
-  const domains = () => ({
-    workspaceStateMachine: new EventEmitter(),
-    prSnapshotService: new EventEmitter(),
-    ratchetService: new EventEmitter(),
-    runScriptStateMachine: new EventEmitter(),
-    workspaceActivityService: new EventEmitter(),
-  });
+  const domains = () => workspaceDomains();
   const call = (d: unknown, options?: unknown) => () =>
     workspaceSnapshotSources(d as never, options as never);
 

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { vi } from 'vitest';
 import type { Fields, Patch, SnapshotStore, StoreCallOptions } from '../../src/index.js';
 import { meaningfulArgs } from './store-matchers.js';
@@ -60,4 +61,15 @@ export function gatedStore() {
 /** Lets promise callbacks run (fake timers do not fake microtasks). */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
+}
+
+/** The five domain emitters of a workspace host, as the preset takes them. */
+export function workspaceDomains() {
+  return {
+    workspaceStateMachine: new EventEmitter(),
+    prSnapshotService: new EventEmitter(),
+    ratchetService: new EventEmitter(),
+    runScriptStateMachine: new EventEmitter(),
+    workspaceActivityService: new EventEmitter(),
+  };
 }
