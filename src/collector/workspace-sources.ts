@@ -1,8 +1,6 @@
-import { assertKnownKeys, expected, likelyMeant, numberOption } from '../core/describe.js';
-import { isPlainObject } from '../core/merge.js';
 import type { Patch } from '../core/types.js';
-import { EMITTER_SHAPES } from './check-source.js';
-import { type EmitterLike, isEmitterLike } from './emitter-adapter.js';
+import { checkPresetArguments } from './check-preset.js';
+import type { EmitterLike } from './emitter-adapter.js';
 import type { PatchSource } from './sources.js';
 
 export const WORKSPACE_STATE_CHANGED = 'workspace_state_changed';
@@ -111,90 +109,6 @@ export interface WorkspaceSourcesOptions<F extends object = WorkspaceSnapshotFie
   maxWaitMs?: Partial<Record<WorkspaceEvent, number>>;
 }
 
-const EVENTS: readonly WorkspaceEvent[] = [
-  'workspaceStateChanged',
-  'prSnapshotUpdated',
-  'ratchetStateChanged',
-  'runScriptStatusChanged',
-  'workspaceActive',
-  'workspaceIdle',
-];
-const DOMAINS: readonly (keyof WorkspaceDomains)[] = [
-  'workspaceStateMachine',
-  'prSnapshotService',
-  'ratchetService',
-  'runScriptStateMachine',
-  'workspaceActivityService',
-];
-const OPTIONS = [...EVENTS, 'immediate', 'fields', 'windowMs', 'maxWaitMs'];
-
-/** Throws a TypeError (or RangeError) that names what is missing, misspelled or malformed. */
-function checkPresetArguments(domains: unknown, options: unknown): void {
-  if (domains === null || typeof domains !== 'object') {
-    throw new TypeError(expected('domains', `an object with ${DOMAINS.join(', ')}`, domains));
-  }
-  const given = Object.keys(domains).filter((key) => !(DOMAINS as string[]).includes(key));
-  for (const key of DOMAINS) {
-    const emitter = (domains as Record<string, unknown>)[key];
-    if (isEmitterLike(emitter)) continue;
-    const typo = emitter === undefined ? likelyMeant(key, given) : undefined;
-    throw new TypeError(
-      expected(`domains.${key}`, EMITTER_SHAPES, emitter) +
-        (typo === undefined ? '' : ` (found \`${typo}\`: misspelled?)`),
-    );
-  }
-  if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
-  assertKnownKeys('options', options, OPTIONS);
-  for (const event of EVENTS) {
-    const name = options[event];
-    if (name !== undefined && (typeof name !== 'string' || name === '')) {
-      throw new TypeError(expected(`options.${event}`, 'an event name (string)', name));
-    }
-  }
-  const { immediate, fields, windowMs, maxWaitMs } = options;
-  if (immediate !== undefined) {
-    if (!Array.isArray(immediate)) {
-      throw new TypeError(
-        expected('options.immediate', `an array of ${EVENTS.join(', ')}`, immediate),
-      );
-    }
-    immediate.forEach((event: unknown, i) => {
-      if (!(EVENTS as unknown[]).includes(event)) {
-        const meant = typeof event === 'string' ? likelyMeant(event, EVENTS) : undefined;
-        throw new TypeError(
-          expected(`options.immediate[${i}]`, `one of ${EVENTS.join(', ')}`, event) +
-            (meant === undefined ? '' : ` (did you mean \`${meant}\`?)`),
-        );
-      }
-    });
-  }
-  if (fields !== undefined) {
-    if (!isPlainObject(fields))
-      throw new TypeError(expected('options.fields', 'an object', fields));
-    assertKnownKeys('options.fields', fields, EVENTS);
-    for (const [event, map] of Object.entries(fields)) {
-      if (map !== undefined && typeof map !== 'function') {
-        throw new TypeError(expected(`options.fields.${event}`, 'a function', map));
-      }
-    }
-  }
-  for (const [option, value, rule] of [
-    ['windowMs', windowMs, 'duration'],
-    ['maxWaitMs', maxWaitMs, 'bound'],
-  ] as const) {
-    if (value === undefined) continue;
-    if (!isPlainObject(value)) {
-      throw new TypeError(
-        expected(`options.${option}`, 'an object of milliseconds by event', value),
-      );
-    }
-    assertKnownKeys(`options.${option}`, value, EVENTS);
-    for (const [event, ms] of Object.entries(value)) {
-      numberOption(`options.${option}.${event}`, ms, 0, rule);
-    }
-  }
-}
-
 // Payloads come from other code at run time: a missing one yields an action without a
 // workspaceId, which the collector counts as invalid instead of throwing into emit().
 const idOf = (event: WorkspaceActivityEvent | string): string =>
@@ -256,6 +170,7 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
     {
       emitter: domains.workspaceStateMachine,
       event: name('workspaceStateChanged', WORKSPACE_STATE_CHANGED),
+      ...windows('workspaceStateChanged'),
       map: (event: WorkspaceStateChangedEvent) =>
         event?.toStatus === 'ARCHIVED'
           ? { workspaceId: event.workspaceId, remove: true }
@@ -266,6 +181,7 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
     {
       emitter: domains.prSnapshotService,
       event: name('prSnapshotUpdated', PR_SNAPSHOT_UPDATED),
+      ...windows('prSnapshotUpdated'),
       map: (event: PrSnapshotUpdatedEvent) =>
         action('prSnapshotUpdated', event, event?.workspaceId, {
           prNumber: event?.prNumber,
@@ -276,12 +192,14 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
     {
       emitter: domains.ratchetService,
       event: name('ratchetStateChanged', RATCHET_STATE_CHANGED),
+      ...windows('ratchetStateChanged'),
       map: (event: RatchetStateChangedEvent) =>
         action('ratchetStateChanged', event, event?.workspaceId, { ratchetState: event?.toState }),
     },
     {
       emitter: domains.runScriptStateMachine,
       event: name('runScriptStatusChanged', RUN_SCRIPT_STATUS_CHANGED),
+      ...windows('runScriptStatusChanged'),
       map: (event: RunScriptStatusChangedEvent) =>
         action('runScriptStatusChanged', event, event?.workspaceId, {
           runScriptStatus: event?.toStatus,
@@ -290,15 +208,17 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
     {
       emitter: domains.workspaceActivityService,
       event: name('workspaceActive', WORKSPACE_ACTIVE),
+      ...windows('workspaceActive'),
       map: (event: WorkspaceActivityEvent | string) =>
         action('workspaceActive', event, idOf(event), { isWorking: true }),
     },
     {
       emitter: domains.workspaceActivityService,
       event: name('workspaceIdle', WORKSPACE_IDLE),
+      ...windows('workspaceIdle'),
       map: (event: WorkspaceActivityEvent | string) =>
         action('workspaceIdle', event, idOf(event), { isWorking: false }),
     },
   ];
-  return sources.map((source, i) => ({ ...source, ...windows(EVENTS[i] as WorkspaceEvent) }));
+  return sources;
 }
