@@ -189,6 +189,56 @@ describe('the NestJS recipe (examples/nestjs.ts)', () => {
   });
 });
 
+describe('the NestJS recipe with an HTTP server and WebSocket clients', () => {
+  it('flushes before Nest closes its server and gateways, so clients get the final push', async () => {
+    const { NestFactory } = await import('@nestjs/core');
+    const { WebSocket, WebSocketServer } = await import('ws');
+    const { eventCollectorModule } = await import('../examples/nestjs.js');
+    const domain = new EventEmitter();
+    const { store, memory } = asyncStore();
+    const app = await NestFactory.create(
+      eventCollectorModule({
+        store,
+        canCreate: () => true,
+        sources: [
+          {
+            emitter: domain,
+            event: 'changed',
+            map: (workspaceId: string, n: number) => ({ workspaceId, fields: { n } }),
+          },
+        ],
+      }),
+      { logger: false },
+    );
+    // The host's socket server pushes every store change and, like a Nest gateway, closes its
+    // clients when Nest closes the HTTP server.
+    const sockets = new WebSocketServer({ server: app.getHttpServer() });
+    memory.subscribe((change) => {
+      const fields = change.type === 'upsert' ? change.entry.fields : null;
+      for (const socket of sockets.clients) socket.send(JSON.stringify(fields));
+    });
+    const adapter = app.getHttpAdapter();
+    const closeServer = adapter.close.bind(adapter);
+    adapter.close = () => {
+      for (const socket of sockets.clients) socket.close(1001, 'server closing');
+      sockets.close();
+      return closeServer();
+    };
+    await app.listen(0, '127.0.0.1');
+    const { port } = app.getHttpServer().address() as AddressInfo;
+    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const received: unknown[] = [];
+    client.on('message', (data) => received.push(JSON.parse(String(data))));
+    const clientClosed = new Promise((resolve) => client.once('close', resolve));
+    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+    for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
+    await app.close();
+    await clientClosed;
+    expect(memory.getByWorkspaceId('ws-1')?.fields).toEqual({ n: 5 });
+    expect(received).toEqual([{ n: 5 }]);
+  });
+});
+
 describe('the read-your-writes recipe (examples/read-your-writes.ts)', () => {
   it('serves the store with what is accepted on top, and answers a PATCH once it has landed', async () => {
     const { store, memory } = asyncStore();
