@@ -218,6 +218,54 @@ describe('enqueue(…, { windowMs, maxWaitMs })', () => {
     expect(upserts(store)).toEqual([{ id: 'ws-1', fields: { a: 1, b: 1 }, source: 'fast+slow' }]);
   });
 
+  it('keeps windows of their own exact across the clock re-basing past 2^30 ms', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 150, maxWaitMs: Infinity });
+    vi.advanceTimersByTime(2 ** 30 - 1000);
+    coalescer.enqueue('ws-1', { a: 1 }, 's', { windowMs: 3000 });
+    vi.advanceTimersByTime(2000);
+    // Past 2^30 ms since the epoch: this enqueue re-bases every pending time.
+    coalescer.enqueue('ws-2', { a: 1 }, 's');
+    vi.advanceTimersByTime(150);
+    expect(upserts(store).map((call) => call.id)).toEqual(['ws-2']);
+    vi.advanceTimersByTime(849);
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    expect(upserts(store).map((call) => call.id)).toEqual(['ws-2', 'ws-1']);
+  });
+
+  it('serves 10,000 workspaces with windows of their own from one timer, each at its deadline', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { windowMs: 1000, maxWaitMs: Infinity });
+    const windows = [10, 50, 200];
+    for (let i = 0; i < 10_000; i++) {
+      coalescer.enqueue(`ws-${i}`, { i }, 's', { windowMs: windows[i % 3] as number });
+    }
+    expect(vi.getTimerCount()).toBe(1);
+    const writtenBy = (ms: number) => {
+      vi.advanceTimersByTime(ms);
+      return store.upsert.mock.calls.length;
+    };
+    expect(writtenBy(9)).toBe(0);
+    expect(writtenBy(1)).toBe(3334);
+    expect(writtenBy(39)).toBe(3334);
+    expect(writtenBy(1)).toBe(6667);
+    expect(writtenBy(150)).toBe(10_000);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a windowMs getter that throws is the caller’s error, with nothing merged or counted', () => {
+    const coalescer = new EventCoalescer(syncStore());
+    const options = {
+      get windowMs(): number {
+        throw new Error('getter');
+      },
+    };
+    expect(() => coalescer.enqueue('ws-1', { a: 1 }, 's', options)).toThrow('getter');
+    expect(coalescer.isPending('ws-1')).toBe(false);
+    expect(coalescer.stats().enqueued).toBe(0);
+  });
+
   it('refuses windows that are not durations, naming the option', () => {
     const coalescer = new EventCoalescer(syncStore());
     expect(() => coalescer.enqueue('ws-1', { a: 1 }, 's', { windowMs: -1 })).toThrow(
