@@ -122,6 +122,32 @@ describe('EventCoalescer clock', () => {
     expect(storeArgs(store.upsert).map((call) => call[0])).toEqual(['ws-1', 'ws-2']);
   });
 
+  it('with real clocks, counts the window from the real time of each enqueue, also within one busy tick', async () => {
+    vi.useRealTimers();
+    let writtenAt = 0;
+    const coalescer = new EventCoalescer(
+      {
+        upsert: () => {
+          writtenAt = performance.now();
+        },
+        getByWorkspaceId: () => ({}),
+        remove: () => {},
+      },
+      { windowMs: 50, maxWaitMs: Infinity },
+    );
+    coalescer.enqueue('ws-1', { a: 1 }, 's');
+    const busyUntil = performance.now() + 30;
+    while (performance.now() < busyUntil) {
+      // A synchronous stretch of work between two enqueues of one tick.
+    }
+    coalescer.enqueue('ws-1', { a: 2 }, 's');
+    const secondAt = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    // Never earlier than the window after the second enqueue, to the millisecond.
+    expect(writtenAt - secondAt).toBeGreaterThanOrEqual(48);
+    await coalescer.close();
+  });
+
   it('works with fake timers installed after the coalescer was created', () => {
     vi.useRealTimers();
     const store = syncStore();

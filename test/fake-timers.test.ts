@@ -19,6 +19,30 @@ afterEach(() => {
 });
 
 describe('vitest fake timers', () => {
+  it.each([
+    ['installed before the package loaded', true],
+    ['installed after', false],
+  ])(
+    'fake performance with the real Date (%s) counts every window in fake time',
+    async (_, before) => {
+      const fake = () =>
+        vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+      if (before) fake();
+      const { EventCoalescer } = await freshPackage();
+      if (!before) fake();
+      const store = syncStore();
+      const coalescer = new EventCoalescer(store, { windowMs: 150, maxWaitMs: Infinity });
+      coalescer.enqueue('ws-1', { a: 1 }, 's');
+      // The real wall clock has not moved a millisecond; fake time has.
+      vi.advanceTimersByTime(100);
+      coalescer.enqueue('ws-1', { a: 2 }, 's');
+      vi.advanceTimersByTime(149);
+      expect(store.upsert).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1);
+      expect(store.upsert).toHaveBeenCalledTimes(1);
+    },
+  );
+
   it('drive a coalescer imported after they were installed', async () => {
     vi.useFakeTimers();
     const { EventCoalescer } = await freshPackage();
