@@ -11,10 +11,6 @@ export class BinaryHeap<T> {
     this.#key = key;
   }
 
-  get size(): number {
-    return this.#items.length;
-  }
-
   /** The item with the smallest key. */
   peek(): T | undefined {
     return this.#items[0];

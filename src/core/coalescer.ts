@@ -132,37 +132,31 @@ export class EventCoalescer<F extends object = Fields> {
       return;
     }
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
-    let immediate = false;
-    let timed: Required<EnqueueOptions> | undefined;
-    if (options !== undefined) {
-      const o = readEnqueueOptions(options, this.#options.windowMs, this.#options.maxWaitMs);
-      immediate = o.immediate;
-      if (o.windowMs !== this.#options.windowMs || o.maxWaitMs !== this.#options.maxWaitMs) {
-        timed = o;
-      }
-    }
+    const read =
+      options === undefined
+        ? undefined
+        : readEnqueueOptions(options, this.#options.windowMs, this.#options.maxWaitMs);
     const staged = stageFields(fields);
     const leadingEdge =
       this.#leading &&
-      this.#deadlines.isQuiet(workspaceId, timed?.windowMs) &&
+      this.#deadlines.isQuiet(workspaceId, read?.windowMs) &&
       !this.#lanes.has(workspaceId);
     const deadlines = this.#deadlines;
-    // While no patch has windows of its own, the quiet queue's O(1) path serves every enqueue.
+    // Without options, and while no patch has windows of its own, the quiet queue's O(1) path
+    // serves the enqueue; `touchTimed` decides the rest.
     const patch =
-      timed === undefined
-        ? deadlines.timedCount === 0
-          ? deadlines.touch(workspaceId, source)
-          : deadlines.touchTimed(
-              workspaceId,
-              source,
-              this.#options.windowMs,
-              this.#options.maxWaitMs,
-            )
-        : deadlines.touchTimed(workspaceId, source, timed.windowMs, timed.maxWaitMs);
+      read === undefined && deadlines.timedCount === 0
+        ? deadlines.touch(workspaceId, source)
+        : deadlines.touchTimed(
+            workspaceId,
+            source,
+            read?.windowMs ?? this.#options.windowMs,
+            read?.maxWaitMs ?? this.#options.maxWaitMs,
+          );
     applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
-    if (immediate) this.#flushNow(workspaceId);
+    if (read?.immediate === true) this.#flushNow(workspaceId);
     // Written now: the first event after a quiet spell (leading edge), or a patch whose
     // maxWaitMs has passed while the event loop was too busy to run the timer.
     else if (leadingEdge || this.#deadlines.isOverdue(patch)) this.#writePending(workspaceId);

@@ -110,8 +110,8 @@ export class Deadlines<F extends object> {
 
   /**
    * The workspace's pending patch with its window restarted and `source` added: a new one,
-   * due in `windowMs`, when there is none. Only while no patch has windows of its own
-   * (`timedCount` is 0); {@link touchTimed} serves every enqueue otherwise.
+   * due in `windowMs`, when there is none. Only for a workspace whose patch has no windows of
+   * its own: {@link touchTimed} tells, and serves the others.
    */
   touch(workspaceId: string, source: string): PendingPatch<F> {
     const now = this.#touchTime();
