@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import {
   createEventCollector,
   createMemorySnapshotStore,
   EventCoalescer,
+  type MemorySnapshotStore,
   type SnapshotStore,
 } from '../src/index.js';
 
@@ -121,6 +122,36 @@ async function fastifyHost() {
   return { app, domain, memory };
 }
 
+/**
+ * A host's WebSocket side on `server`: every store change pushed to every client. `letGo` closes
+ * the clients, as a host does on shutdown.
+ */
+async function pushingSockets(server: Server, memory: MemorySnapshotStore) {
+  const { WebSocketServer } = await import('ws');
+  const sockets = new WebSocketServer({ server });
+  memory.subscribe((change) => {
+    const fields = change.type === 'upsert' ? change.entry.fields : null;
+    for (const socket of sockets.clients) socket.send(JSON.stringify(fields));
+  });
+  const letGo = (): void => {
+    for (const socket of sockets.clients) socket.close(1001, 'server closing');
+    sockets.close();
+  };
+  return { letGo };
+}
+
+/** A WebSocket client of `server`, connected, keeping what it receives until it is closed. */
+async function connectedClient(server: Server) {
+  const { WebSocket } = await import('ws');
+  const { port } = server.address() as AddressInfo;
+  const client = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const received: unknown[] = [];
+  client.on('message', (data) => received.push(JSON.parse(String(data))));
+  const closed = new Promise((resolve) => client.once('close', resolve));
+  await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+  return { received, closed };
+}
+
 describe('the Fastify recipe (examples/fastify.ts)', () => {
   it('starts the collector when ready, and lands the merged write before close() resolves', async () => {
     const { app, domain, memory } = await fastifyHost();
@@ -133,28 +164,15 @@ describe('the Fastify recipe (examples/fastify.ts)', () => {
   });
 
   it('flushes while WebSocket clients are connected, and they get the final push before their sockets close', async () => {
-    const { WebSocket, WebSocketServer } = await import('ws');
     const { app, domain, memory } = await fastifyHost();
-    // The host: every store change pushed to every client, and the clients let go on close.
-    const sockets = new WebSocketServer({ server: app.server });
-    memory.subscribe((change) => {
-      for (const socket of sockets.clients)
-        socket.send(JSON.stringify(change.type === 'upsert' ? change.entry.fields : null));
-    });
-    app.addHook('preClose', async () => {
-      for (const socket of sockets.clients) socket.close(1001, 'server closing');
-      sockets.close();
-    });
+    const { letGo } = await pushingSockets(app.server, memory);
+    // A host hook added after the plugin lets the clients go.
+    app.addHook('preClose', async () => letGo());
     await app.listen({ port: 0, host: '127.0.0.1' });
-    const { port } = app.server.address() as AddressInfo;
-    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
-    const received: unknown[] = [];
-    client.on('message', (data) => received.push(JSON.parse(String(data))));
-    const clientClosed = new Promise((resolve) => client.once('close', resolve));
-    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+    const { received, closed } = await connectedClient(app.server);
     for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
     await app.close();
-    await clientClosed;
+    await closed;
     expect(memory.getByWorkspaceId('ws-1')?.fields).toEqual({ n: 5 });
     expect(received).toEqual([{ n: 5 }]);
   });
@@ -192,7 +210,6 @@ describe('the NestJS recipe (examples/nestjs.ts)', () => {
 describe('the NestJS recipe with an HTTP server and WebSocket clients', () => {
   it('flushes before Nest closes its server and gateways, so clients get the final push', async () => {
     const { NestFactory } = await import('@nestjs/core');
-    const { WebSocket, WebSocketServer } = await import('ws');
     const { eventCollectorModule } = await import('../examples/nestjs.js');
     const domain = new EventEmitter();
     const { store, memory } = asyncStore();
@@ -210,30 +227,19 @@ describe('the NestJS recipe with an HTTP server and WebSocket clients', () => {
       }),
       { logger: false },
     );
-    // The host's socket server pushes every store change and, like a Nest gateway, closes its
-    // clients when Nest closes the HTTP server.
-    const sockets = new WebSocketServer({ server: app.getHttpServer() });
-    memory.subscribe((change) => {
-      const fields = change.type === 'upsert' ? change.entry.fields : null;
-      for (const socket of sockets.clients) socket.send(JSON.stringify(fields));
-    });
+    // Like a Nest gateway, the host's socket server lets its clients go as Nest closes the server.
+    const { letGo } = await pushingSockets(app.getHttpServer(), memory);
     const adapter = app.getHttpAdapter();
     const closeServer = adapter.close.bind(adapter);
     adapter.close = () => {
-      for (const socket of sockets.clients) socket.close(1001, 'server closing');
-      sockets.close();
+      letGo();
       return closeServer();
     };
     await app.listen(0, '127.0.0.1');
-    const { port } = app.getHttpServer().address() as AddressInfo;
-    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
-    const received: unknown[] = [];
-    client.on('message', (data) => received.push(JSON.parse(String(data))));
-    const clientClosed = new Promise((resolve) => client.once('close', resolve));
-    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
+    const { received, closed } = await connectedClient(app.getHttpServer());
     for (let n = 1; n <= 5; n++) domain.emit('changed', 'ws-1', n);
     await app.close();
-    await clientClosed;
+    await closed;
     expect(memory.getByWorkspaceId('ws-1')?.fields).toEqual({ n: 5 });
     expect(received).toEqual([{ n: 5 }]);
   });
