@@ -210,11 +210,35 @@ describe('createRedisSnapshotStore under hostile input', () => {
     ['tombstonePrefix', null, TypeError],
     ['channel', {}, TypeError],
     ['onError', 'log', TypeError],
+    ['logger', 'console', TypeError],
   ])('refuses a %s of the wrong type, naming it', async (name, value, kind) => {
     const client = await server.client();
     const create = () => createRedisSnapshotStore(client, { [name]: value } as never);
     expect(create).toThrow(kind);
     expect(create).toThrow(new RegExp(`Expected \`${name}\``));
+  });
+
+  it('refuses a misspelled option with the one it likely meant', async () => {
+    const client = await server.client();
+    expect(() => createRedisSnapshotStore(client, { prefx: 'app:' } as never)).toThrow(
+      /Unknown option `options\.prefx` \(did you mean `prefix`\?\)/,
+    );
+  });
+
+  it('reports through its logger when it has no onError', async () => {
+    const logger = { error: vi.fn() };
+    const { store } = await freshStore({ logger });
+    const unsubscribe = store.subscribe(() => {
+      throw new Error('listener');
+    });
+    await unsubscribe.ready;
+    await store.upsert('ws-1', { a: 1 }, 's');
+    await eventually(() =>
+      expect(logger.error.mock.calls[0]?.[1]).toBe(
+        'event-coalescer: snapshot store listener error',
+      ),
+    );
+    unsubscribe();
   });
 
   it('reports a stored field it cannot decode, and every other read still works', async () => {

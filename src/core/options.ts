@@ -57,7 +57,6 @@ function functionOption<T>(name: string, value: T): T {
   return value;
 }
 
-/** Validates a coalescer's options, throwing at the call on a programmer error. */
 /** Every key `CoalescerOptions` has: any other is a misspelling. */
 export const COALESCER_OPTIONS = [
   'windowMs',
@@ -75,6 +74,7 @@ export const COALESCER_OPTIONS = [
   'onError',
 ] as const;
 
+/** Validates a coalescer's options, throwing at the call on a programmer error. */
 export function resolveOptions<F extends object>(
   options: CoalescerOptions<F> | undefined,
 ): ResolvedOptions<F> {

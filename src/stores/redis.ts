@@ -91,6 +91,17 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
   close(): Promise<void>;
 }
 
+/** Every key `RedisStoreOptions` has: any other is a misspelling. */
+const REDIS_STORE_OPTIONS = [
+  'prefix',
+  'tombstonePrefix',
+  'tombstoneTtlMs',
+  'channel',
+  'onError',
+  'logger',
+  'waitForReplicas',
+];
+
 /**
  * A snapshot store in Redis, so that several server replicas share one snapshot and one
  * change feed. Same semantics as the memory store, each call one atomic Lua script.
@@ -102,16 +113,6 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
  * const store = createRedisSnapshotStore(new Redis(process.env.REDIS_URL));
  * configureEventCollector({ store, timestamps: true, sources });
  */
-const REDIS_STORE_OPTIONS = [
-  'prefix',
-  'tombstonePrefix',
-  'tombstoneTtlMs',
-  'channel',
-  'onError',
-  'logger',
-  'waitForReplicas',
-];
-
 export function createRedisSnapshotStore<F extends object = Fields>(
   client: RedisClient,
   options: RedisStoreOptions = {},
