@@ -107,7 +107,10 @@ export interface RefreshSource<F extends object = Fields> extends SourceWindows 
 export type Source<F extends object = Fields> = PatchSource<F> | RefreshSource<F>;
 
 /** A source's own windows as enqueue options, or `undefined` when it has none. */
-export function sourceWindows(source: SourceWindows): EnqueueOptions | undefined {
+export function sourceWindows(source: {
+  windowMs?: number | undefined;
+  maxWaitMs?: number | undefined;
+}): EnqueueOptions | undefined {
   const { windowMs, maxWaitMs } = source;
   if (windowMs === undefined && maxWaitMs === undefined) return undefined;
   const options: EnqueueOptions = {};

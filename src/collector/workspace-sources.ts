@@ -1,7 +1,7 @@
 import type { Patch } from '../core/types.js';
 import { checkPresetArguments } from './check-preset.js';
 import type { EmitterLike } from './emitter-adapter.js';
-import type { PatchSource } from './sources.js';
+import { type PatchSource, sourceWindows } from './sources.js';
 
 export const WORKSPACE_STATE_CHANGED = 'workspace_state_changed';
 export const PR_SNAPSHOT_UPDATED = 'pr_snapshot_updated';
@@ -158,14 +158,8 @@ export function workspaceSnapshotSources<F extends object = WorkspaceSnapshotFie
   };
   const name = (which: WorkspaceEvent, fallback: string): string => options[which] ?? fallback;
   /** The event's own windows, as its source carries them. */
-  const windows = (which: WorkspaceEvent): { windowMs?: number; maxWaitMs?: number } => {
-    const windowMs = options.windowMs?.[which];
-    const maxWaitMs = options.maxWaitMs?.[which];
-    return {
-      ...(windowMs === undefined ? {} : { windowMs }),
-      ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
-    };
-  };
+  const windows = (which: WorkspaceEvent) =>
+    sourceWindows({ windowMs: options.windowMs?.[which], maxWaitMs: options.maxWaitMs?.[which] });
   const sources: PatchSource<F>[] = [
     {
       emitter: domains.workspaceStateMachine,

@@ -20,8 +20,8 @@ const PAYLOAD_CHARS = 200;
 
 /**
  * A short, bounded description of what an event or action held, for a warning: its keys with
- * the kind of each value (`{ workspaceId: \`42\` (number), fields: an array }`). Nothing is
- * serialised whole, so a huge or cyclic payload costs no more than a small one.
+ * the kind of each value (`{ workspaceId: \`42\` (number), fields: an array }`), the first
+ * eight keys at most. Nothing is serialised, so a huge or cyclic payload gives a short line.
  */
 export function describePayload(value: unknown): string {
   let text: string;
