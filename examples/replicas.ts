@@ -54,6 +54,7 @@ await ready(watcherClient);
 const watcher = createRedisSnapshotStore(watcherClient, { prefix });
 for (const entry of await watcher.getAll()) await watcher.remove(entry.workspaceId);
 const unsubscribe = watcher.subscribe((change) => {
+  if (change.type === 'reset') return;
   const what = change.type === 'upsert' ? JSON.stringify(change.entry.fields) : 'removed';
   const by = change.type === 'upsert' ? change.entry.source : '';
   console.log(`${change.workspaceId}  ${what}  ${by}`);

@@ -35,6 +35,7 @@ export type {
   StoreCallOptions,
   StoreErrorContext,
   StoreErrorHandler,
+  SubscribeOptions,
 } from './core/types.js';
 export {
   createMemorySnapshotStore,

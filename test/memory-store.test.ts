@@ -1,11 +1,45 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EventCoalescer } from '../src/index.js';
+import { EventCoalescer, type SnapshotChange } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { describeStoreContract } from './support/store-contract.js';
+import { describeStoreContract, workspaceOf } from './support/store-contract.js';
 
 describeStoreContract('memory store', async (options) => createMemorySnapshotStore(options));
 
 describe('createMemorySnapshotStore', () => {
+  it('gives every change the next position: one order, the same ids for every subscriber', () => {
+    const store = createMemorySnapshotStore({ feedLength: 3 });
+    const first: SnapshotChange[] = [];
+    store.subscribe((change) => first.push(change));
+    for (let i = 1; i <= 5; i++) store.upsert(`ws-${i}`, { i }, 's');
+    const ids = first.map((change) => change.id);
+    const replayed: SnapshotChange[] = [];
+    // Replayed before subscribe returns: a synchronous store has no window between the two.
+    store.subscribe((change) => replayed.push(change), { since: ids[1] });
+    expect(replayed.map((change) => change.id)).toEqual(ids.slice(2));
+    expect(replayed.map(workspaceOf)).toEqual(['ws-3', 'ws-4', 'ws-5']);
+    expect(store.position()).toBe(ids[4]);
+    // Three kept: one further back starts with a reset at the current position.
+    const behind: SnapshotChange[] = [];
+    store.subscribe((change) => behind.push(change), { since: ids[0] });
+    expect(behind).toEqual([{ type: 'reset', id: ids[4] }]);
+  });
+
+  it('keeps no changes with feedLength 0: any earlier position resets', () => {
+    const store = createMemorySnapshotStore({ feedLength: 0 });
+    const start = store.position();
+    store.upsert('ws-1', { a: 1 }, 's');
+    const seen: SnapshotChange[] = [];
+    store.subscribe((change) => seen.push(change), { since: start });
+    expect(seen.map((change) => change.type)).toEqual(['reset']);
+    const now: SnapshotChange[] = [];
+    store.subscribe((change) => now.push(change), { since: store.position() });
+    expect(now).toEqual([]);
+  });
+
+  it.each([[-1], [1.5], ['10']])('refuses a feedLength of %j, naming it', (feedLength) => {
+    expect(() => createMemorySnapshotStore({ feedLength } as never)).toThrow(/`feedLength`/);
+  });
+
   it('hands out frozen entries, so a host cannot change the snapshot by accident', () => {
     const store = createMemorySnapshotStore();
     store.upsert('ws-1', { a: 1 }, 's');
@@ -71,7 +105,7 @@ describe('createMemorySnapshotStore listeners', () => {
     store.subscribe(() => {
       throw failure;
     });
-    store.subscribe((change) => seen.push(change.workspaceId));
+    store.subscribe((change) => seen.push(workspaceOf(change)));
     expect(() => store.upsert('ws-1', { a: 1 }, 's')).not.toThrow();
     expect(seen).toEqual(['ws-1']);
     expect(onError.mock.calls).toEqual([[failure, { operation: 'listener', workspaceId: 'ws-1' }]]);

@@ -8,7 +8,7 @@ import {
   redisAclRules,
 } from '../src/stores/redis.js';
 import { type RedisServer, startRedisServer } from './support/redis-server.js';
-import { describeStoreContract, eventually } from './support/store-contract.js';
+import { describeStoreContract, eventually, workspaceOf } from './support/store-contract.js';
 
 let server: RedisServer;
 let stores: RedisSnapshotStore[] = [];
@@ -45,7 +45,7 @@ describe('createRedisSnapshotStore', () => {
     stores.push(writer, reader);
     const seen: string[] = [];
     const unsubscribe = reader.subscribe((change) =>
-      seen.push(`${change.type} ${change.workspaceId}`),
+      seen.push(`${change.type} ${workspaceOf(change)}`),
     );
     await unsubscribe.ready;
     await writer.upsert('ws-1', { a: 1 }, 's');
@@ -123,9 +123,23 @@ describe('the Redis key layout and its cost', () => {
     await store.upsert('ws-2', { a: 1 }, 's', 10);
     await store.remove('ws-2', 20);
     const admin = await server.client();
-    const keys = (await admin.keys(`t${prefix.slice(1, -1)}*`)).sort();
-    expect(keys).toEqual([`${prefix.slice(0, -1)}-removed:{ws-2}`, `${prefix}{ws-1}`].sort());
-    expect(await admin.hgetall(`${prefix}{ws-1}`)).toEqual({
+    const keys = await admin.keys(`t${prefix.slice(1, -1)}*`);
+    const tag = '\\{\\d+\\.\\d+\\}';
+    const hash = keys.find((key) => new RegExp(`^${prefix}${tag}ws-1$`).test(key)) as string;
+    const tombstone = keys.find((key) =>
+      new RegExp(`^${prefix.slice(0, -1)}-removed:${tag}ws-2$`).test(key),
+    ) as string;
+    // Each workspace's feed shard: a stream under the prefix, with the shard's tag and no id.
+    const streams = keys.filter((key) => new RegExp(`^${prefix}${tag}$`).test(key));
+    expect(keys.sort()).toEqual([hash, tombstone, ...streams].sort());
+    expect(streams.length).toBeGreaterThanOrEqual(1);
+    for (const stream of streams) expect(await admin.type(stream)).toBe('stream');
+    // A workspace's keys and its feed shard share the tag, so a cluster keeps them in one slot.
+    expect(streams).toContain(hash.slice(0, hash.indexOf('}') + 1));
+    expect(streams).toContain(
+      `${prefix}${tombstone.slice(tombstone.indexOf('{'), tombstone.indexOf('}') + 1)}`,
+    );
+    expect(await admin.hgetall(hash)).toEqual({
       'f:a': '1',
       't:a': '10',
       version: '1',
@@ -157,19 +171,19 @@ describe('the Redis key layout and its cost', () => {
     return commands;
   }
 
-  it('costs Redis at most five commands for a write of two fields', async () => {
-    expect(await commandsOfUpsert(2, true)).toBe(5);
-    expect(await commandsOfUpsert(2, false)).toBe(4);
+  it('costs Redis at most six commands for a write of two fields', async () => {
+    expect(await commandsOfUpsert(2, true)).toBe(6);
+    expect(await commandsOfUpsert(2, false)).toBe(5);
   });
 
   it.each([
     // fields, timestamps, commands: the script, GET of the tombstone (with timestamps),
-    // one HMGET and one HSET per 4,000 arguments, PUBLISH
-    [998, true, 5],
-    [999, true, 6],
-    [5000, true, 12],
-    [1997, false, 4],
-    [1998, false, 5],
+    // one HMGET and one HSET per 4,000 arguments, XADD, PUBLISH
+    [998, true, 6],
+    [999, true, 7],
+    [5000, true, 13],
+    [1997, false, 5],
+    [1998, false, 6],
   ])(
     'costs Redis as the README says for %i fields (timestamps: %s): %i commands',
     async (fields, timestamps, commands) => {
@@ -247,7 +261,8 @@ describe('createRedisSnapshotStore under hostile input', () => {
     await store.upsert('good', { a: 1 }, 's');
     await store.upsert('poisoned', { a: 1, b: 2 }, 's');
     const admin = await server.client();
-    await admin.hset(`${prefix}{poisoned}`, 'f:b', '{not json');
+    const [poisoned] = await admin.keys(`${prefix}{*}poisoned`);
+    await admin.hset(poisoned as string, 'f:b', '{not json');
     expect((await store.getByWorkspaceId('good'))?.fields).toEqual({ a: 1 });
     expect((await store.getByWorkspaceId('poisoned'))?.fields).toEqual({ a: 1 });
     const all = await store.getAll();
@@ -284,13 +299,20 @@ describe('the Redis change feed under hostile input', () => {
     const onError = vi.fn();
     const { store, prefix } = await freshStore({ onError });
     const seen: string[] = [];
-    const unsubscribe = store.subscribe((change) => seen.push(change.workspaceId));
+    const unsubscribe = store.subscribe((change) => seen.push(workspaceOf(change)));
     await unsubscribe.ready;
     const admin = await server.client();
-    await admin.publish(`${prefix}changes`, 'not json at all');
-    await admin.publish(`${prefix}changes`, '["upsert"]');
     await store.upsert('ws-1', { a: 1 }, 's');
     await eventually(() => expect(seen).toEqual(['ws-1']));
+    // Entries no store wrote, in ws-1's feed shard, and wake-ups for no shard at all.
+    const [hash] = await admin.keys(`${prefix}{*}ws-1`);
+    const stream = (hash as string).slice(0, (hash as string).indexOf('}') + 1);
+    await admin.xadd(stream, '*', 'c', 'not json at all');
+    await admin.xadd(stream, '*', 'c', '["upsert"]');
+    await admin.xadd(stream, '*', 'other', 'field');
+    for (const message of ['99', '-1', 'x', '0']) await admin.publish(`${prefix}changes`, message);
+    await store.upsert('ws-1', { a: 2 }, 's');
+    await eventually(() => expect(seen).toEqual(['ws-1', 'ws-1']));
     expect(onError.mock.calls.map(([, context]) => context.operation)).toContain('decode');
     unsubscribe();
   });
@@ -361,7 +383,7 @@ describe('the Redis store under a least-privilege ACL user', () => {
     stores.push(store);
     const seen: string[] = [];
     const unsubscribe = store.subscribe((change) =>
-      seen.push(`${change.type} ${change.workspaceId}`),
+      seen.push(`${change.type} ${workspaceOf(change)}`),
     );
     await unsubscribe.ready;
     await store.upsert('ws-1', { a: 1 }, 's', 10);
@@ -394,10 +416,10 @@ describe('the Redis store under a least-privilege ACL user', () => {
     );
     stores.push(intruder);
     await expect(intruder.getByWorkspaceId('ws-1')).rejects.toThrow(
-      /refused getByWorkspaceId for this user \(keys acl-c:\{ws-1\}.*NOPERM/,
+      /refused getByWorkspaceId for this user \(keys acl-c:\{[\d.]+\}ws-1, .*NOPERM/,
     );
     await expect(intruder.upsert('ws-1', { secret: 2 }, 's')).rejects.toThrow(
-      /refused upsert for this user \(keys acl-c:\{ws-1\}, acl-c-removed:\{ws-1\}, channel acl-c:changes\)/,
+      /refused upsert for this user \(keys acl-c:\{([\d.]+)\}ws-1, acl-c-removed:\{\1\}ws-1, acl-c:\{\1\}, channel acl-c:changes\)/,
     );
     await expect(intruder.subscribe(() => {}).ready).rejects.toThrow(/refused subscribe/);
     expect(onError).toHaveBeenCalledWith(expect.any(Error), { operation: 'connection' });
@@ -431,8 +453,9 @@ describe('Redis store names that could overlap', () => {
     await owner.upsert('ws-private', { secret: 1 }, 's');
     const other = await server.client({ username: 'scan-b', password: 'b' });
     const [, names] = await other.scan('0', 'MATCH', 'scan-a:*', 'COUNT', 10_000);
-    expect(names).toContain('scan-a:{ws-private}');
-    await expect(other.hgetall('scan-a:{ws-private}')).rejects.toThrow(/NOPERM/);
+    const name = names.find((key) => key.endsWith('}ws-private'));
+    expect(name).toMatch(/^scan-a:\{[\d.]+\}ws-private$/);
+    await expect(other.hgetall(name as string)).rejects.toThrow(/NOPERM/);
   });
 
   it('refuses a prefix that another store in the process uses for its tombstones, until that store closes', async () => {
@@ -485,7 +508,7 @@ describe('the rules redisAclRules gives', () => {
     unsubscribe();
     // In the database the client asked for, not silently in database 0.
     const database3 = await server.client({ db: 3 });
-    expect(await database3.exists(`${prefix}{ws-1}`)).toBe(1);
+    expect(await database3.keys(`${prefix}{*}ws-1`)).toHaveLength(1);
   };
   const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
     Promise.race([
@@ -545,7 +568,9 @@ describe('the rules redisAclRules gives', () => {
     stores.push(store);
     const write = store.upsert('ws-1', { a: 1 }, 's');
     await expect(write).rejects.toMatchObject({ code: 'EC_ACL_REFUSED' });
-    await expect(write).rejects.toThrow(/refused upsert for this user \(keys no-hset:\{ws-1\}/);
+    await expect(write).rejects.toThrow(
+      /refused upsert for this user \(keys no-hset:\{[\d.]+\}ws-1/,
+    );
   });
 });
 

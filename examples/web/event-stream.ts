@@ -50,6 +50,8 @@ export class EventStream {
       'cache-control': 'no-cache',
       connection: 'keep-alive',
     });
+    // A browser whose connection drops tries again after this long, sending the last id it got.
+    response.write('retry: 500\n\n');
     this.#clients.add(response);
     const forget = (): void => {
       this.#clients.delete(response);
@@ -61,13 +63,17 @@ export class EventStream {
     return true;
   }
 
-  /** Sends one event to one client, cutting it off if it has fallen too far behind. */
-  send(client: ServerResponse, event: string, data: unknown): void {
+  /**
+   * Sends one event to one client, cutting it off if it has fallen too far behind. With an
+   * `id`, the browser sends it back as `Last-Event-ID` when it reconnects.
+   */
+  send(client: ServerResponse, event: string, data: unknown, id?: string): void {
     if (client.writableEnded || client.destroyed) {
       this.#clients.delete(client);
       return;
     }
-    client.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const line = id === undefined ? '' : `id: ${id}\n`;
+    client.write(`${line}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     if (client.writableLength > this.#limits.maxBufferedBytes) {
       this.#cutOff++;
       this.#clients.delete(client);
@@ -77,6 +83,12 @@ export class EventStream {
 
   broadcast(event: string, data: unknown): void {
     for (const client of this.#clients) this.send(client, event, data);
+  }
+
+  /** Cuts every client's connection, as a network that drops them would. */
+  dropAll(): void {
+    for (const client of this.#clients) client.destroy();
+    this.#clients.clear();
   }
 
   /** Ends every stream: what each client has been sent is still delivered if it reads it. */

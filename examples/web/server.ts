@@ -149,20 +149,45 @@ export async function startWebDemo(options: WebDemoOptions) {
     maxClients: options.maxClients ?? 200,
     maxBufferedBytes: options.maxBufferedBytes ?? 1 << 20,
   });
-  const unsubscribe = store.subscribe((change) => {
-    if (change.type === 'remove') {
-      stream.broadcast('change', { type: 'remove', workspaceId: change.workspaceId });
-    } else {
-      // A change carries what changed; the card shows the whole entry.
-      const entry = store.getByWorkspaceId(change.workspaceId);
-      stream.broadcast('change', {
-        type: 'upsert',
-        workspaceId: change.workspaceId,
-        entry,
-        changed: change.changed,
-      });
-    }
-  });
+  /**
+   * Each page follows the store's change feed from where it is: a new page from the snapshot
+   * it is sent, a page that reconnects from the last change it got (its `Last-Event-ID`).
+   * One that is too far behind, or comes from before a restart, is sent the snapshot again.
+   */
+  const follow = (request: IncomingMessage, response: ServerResponse): void => {
+    const snapshot = (id: string) => stream.send(response, 'snapshot', store.getAll(), id);
+    const lastEventId = request.headers['last-event-id'];
+    const since = typeof lastEventId === 'string' ? lastEventId : store.position();
+    if (typeof lastEventId !== 'string') snapshot(since);
+    const unsubscribe = store.subscribe(
+      (change) => {
+        if (change.type === 'reset') snapshot(change.id);
+        else if (change.type === 'remove') {
+          stream.send(
+            response,
+            'change',
+            { type: 'remove', workspaceId: change.workspaceId },
+            change.id,
+          );
+        } else {
+          // A change carries what changed; the card shows the whole entry.
+          const entry = store.getByWorkspaceId(change.workspaceId);
+          const { workspaceId, changed } = change;
+          stream.send(
+            response,
+            'change',
+            { type: 'upsert', workspaceId, entry, changed },
+            change.id,
+          );
+        }
+      },
+      { since },
+    );
+    response.on('close', unsubscribe);
+    following.add(unsubscribe);
+    response.on('close', () => following.delete(unsubscribe));
+  };
+  const following = new Set<() => void>();
   const statsTimer = setInterval(() => stream.broadcast('stats', stats()), 250);
 
   const simulation = simulate(domains, {
@@ -187,7 +212,7 @@ export async function startWebDemo(options: WebDemoOptions) {
     '/events': {
       GET: (request, response) => {
         if (!stream.accept(request, response)) return;
-        stream.send(response, 'snapshot', store.getAll());
+        follow(request, response);
         stream.send(response, 'stats', stats());
       },
     },
@@ -250,6 +275,8 @@ export async function startWebDemo(options: WebDemoOptions) {
   return {
     url: `http://${host}:${address.port}/`,
     stats,
+    /** Cuts every page's connection, as a network that drops them would; pages reconnect. */
+    dropConnections: () => stream.dropAll(),
     /**
      * Stops in bounded time, whatever the clients do: the final updates go out to every
      * client still connected, then the streams end and, after `graceMs`, connections still
@@ -260,7 +287,7 @@ export async function startWebDemo(options: WebDemoOptions) {
       clearInterval(statsTimer);
       for (const detach of detachStraight) detach();
       await collector.stop();
-      unsubscribe();
+      for (const unsubscribe of following) unsubscribe();
       stream.broadcast('stats', stats());
       stream.endAll();
       await closeWithin(server, graceMs);

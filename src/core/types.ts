@@ -51,10 +51,17 @@ export interface SnapshotEntry<F extends object = Fields> {
   readonly updatedAt: number;
 }
 
-/** What changed in a snapshot store. */
+/**
+ * What changed in a snapshot store, with its position in the store's change feed (`id`): pass
+ * the last `id` a listener saw as `since` to resume after it. A `reset` says the feed could
+ * not resume (the changes after `since` are no longer kept): reload with `getAll()`, then
+ * apply what follows, which may already be in what `getAll()` returned (compare `version`).
+ */
 export type SnapshotChange<F extends object = Fields> =
   | {
       type: 'upsert';
+      /** The change's position in the feed (an opaque string; see the store's `subscribe`). */
+      id: string;
       workspaceId: string;
       /**
        * The entry after the write, with only the fields this write changed in `fields` (and
@@ -65,14 +72,30 @@ export type SnapshotChange<F extends object = Fields> =
       /** The names of the fields this write changed. */
       changed: readonly string[];
     }
-  | { type: 'remove'; workspaceId: string; previous: SnapshotEntry<F> };
+  | { type: 'remove'; id: string; workspaceId: string; previous: SnapshotEntry<F> }
+  | {
+      type: 'reset';
+      /** The position the feed goes on from: every change after it follows. */
+      id: string;
+    };
 
 export type SnapshotListener<F extends object = Fields> = (change: SnapshotChange<F>) => void;
+
+/** Options of a store's `subscribe`. */
+export interface SubscribeOptions {
+  /**
+   * Resume after this position (a change's `id`): every change after it is delivered first,
+   * then the feed goes on live, with no gap or duplicate between. A position the store no
+   * longer keeps (or not one of this store's) starts with a `reset`. Without it, the feed
+   * starts at the position it has when the subscription is made.
+   */
+  since?: string | undefined;
+}
 
 /** What a snapshot store reports instead of throwing it at its callers or listeners. */
 export type StoreErrorContext =
   /** A change-feed listener threw; the other listeners still got the change. */
-  | { operation: 'listener'; workspaceId: string }
+  | { operation: 'listener'; workspaceId?: string }
   /** A stored field or a change-feed message could not be decoded, and was skipped. */
   | { operation: 'decode'; workspaceId?: string; field?: string }
   /** The store's own change-feed connection failed (it reconnects by itself). */

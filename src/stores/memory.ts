@@ -11,9 +11,12 @@ import type {
   SnapshotStore,
   StoreCallOptions,
   StoreErrorHandler,
+  SubscribeOptions,
 } from '../core/types.js';
+import { ChangeRing } from './change-ring.js';
 import { assertJsonValue } from './json-values.js';
-import { notifyAll, storeErrorHandler } from './report.js';
+import { notify, notifyAll, storeErrorHandler } from './report.js';
+import { sinceOption } from './subscribe-options.js';
 
 export interface MemoryStoreOptions {
   /**
@@ -22,6 +25,12 @@ export interface MemoryStoreOptions {
    * @default 600000 (10 minutes), as in the Redis store
    */
   tombstoneTtlMs?: number;
+  /**
+   * How many recent changes the feed keeps for `subscribe(listener, { since })`. A
+   * subscriber further behind starts with a `reset`. `0` keeps none.
+   * @default 10000
+   */
+  feedLength?: number;
   /**
    * Receives what the store cannot throw at anyone: a change listener that threw.
    * @default reports to `logger.error`, else one `console.error` line
@@ -49,8 +58,18 @@ export interface MemorySnapshotStore<F extends object = Fields> extends Snapshot
   readonly size: number;
   /** Number of removals still remembered (see `tombstoneTtlMs`). */
   readonly removalCount: number;
-  /** Calls `listener` on every change; returns the function that unsubscribes it. */
-  subscribe(listener: SnapshotListener<F>): () => void;
+  /**
+   * Calls `listener` on every change; returns the function that unsubscribes it. With
+   * `since`, the changes after it are delivered first, before `subscribe` returns.
+   * Positions are `<store epoch>-<count>`: another store's (or another process's) positions
+   * start with a `reset`.
+   */
+  subscribe(
+    listener: SnapshotListener<F>,
+    options?: SubscribeOptions,
+  ): (() => void) & { ready: Promise<void> };
+  /** The feed's position now: a subscriber with it as `since` misses nothing after it. */
+  position(): string;
 }
 
 interface Row {
@@ -81,8 +100,10 @@ export function createMemorySnapshotStore<F extends object = Fields>(
   options: MemoryStoreOptions = {},
 ): MemorySnapshotStore<F> {
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
-  assertKnownKeys('options', options, ['tombstoneTtlMs', 'onError', 'logger']);
+  assertKnownKeys('options', options, ['tombstoneTtlMs', 'feedLength', 'onError', 'logger']);
   const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
+  const feedLength =
+    options.feedLength === 0 ? 0 : numberOption('feedLength', options.feedLength, 10_000, 'count');
   const report = storeErrorHandler(options.onError, options.logger);
   const rows = new Map<string, Row>();
   /**
@@ -91,6 +112,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(
    */
   const removals = new Map<string, { at: number; expiresAt: number }>();
   const listeners = new Set<SnapshotListener<F>>();
+  const feed = new ChangeRing<SnapshotChange<F>>(feedLength);
 
   /** Forgets the removals whose TTL has passed. */
   const pruneRemovals = (now: number): void => {
@@ -114,7 +136,10 @@ export function createMemorySnapshotStore<F extends object = Fields>(
     return row.view as SnapshotEntry<F>;
   };
 
-  const emit = (change: SnapshotChange<F>): void => notifyAll(listeners, change, report);
+  const emit = (change: SnapshotChange<F>): void => {
+    feed.add(change);
+    notifyAll(listeners, change, report);
+  };
 
   const apply = (row: Row, patch: Record<string, unknown>, timestamp?: number): string[] => {
     const changed: string[] = [];
@@ -175,7 +200,8 @@ export function createMemorySnapshotStore<F extends object = Fields>(
       row.source = source;
       row.updatedAt = timestamp ?? Date.now();
       row.view = undefined;
-      if (listeners.size === 0) return;
+      const id = feed.next();
+      if (listeners.size === 0 && !feed.keeps) return;
       // The change carries what changed, as the Redis store's feed does; the whole entry is
       // one getByWorkspaceId away.
       const changedFields: Record<string, unknown> = {};
@@ -188,7 +214,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(
         source,
         updatedAt,
       }) as SnapshotEntry<F>;
-      emit({ type: 'upsert', workspaceId, entry, changed });
+      emit({ type: 'upsert', id, workspaceId, entry, changed });
     },
 
     getByWorkspaceId(workspaceId, call) {
@@ -207,7 +233,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(
       const row = rows.get(workspaceId);
       if (row === undefined) return;
       rows.delete(workspaceId);
-      emit({ type: 'remove', workspaceId, previous: view(workspaceId, row) });
+      emit({ type: 'remove', id: feed.next(), workspaceId, previous: view(workspaceId, row) });
     },
 
     getAll() {
@@ -223,11 +249,26 @@ export function createMemorySnapshotStore<F extends object = Fields>(
       return removals.size;
     },
 
-    subscribe(listener) {
+    position() {
+      return feed.position;
+    },
+
+    subscribe(listener, subscribeOptions = {}) {
+      if (typeof listener !== 'function') {
+        throw new TypeError(expected('listener', 'a function', listener));
+      }
+      const since = sinceOption(subscribeOptions);
+      if (since !== undefined) {
+        // A synchronous store replays at once: no write can come between replay and live.
+        const missed = feed.after(since);
+        if (missed === undefined) notify(listener, { type: 'reset', id: feed.position }, report);
+        else for (const change of missed) notify(listener, change, report);
+      }
       listeners.add(listener);
-      return () => {
+      const unsubscribe = () => {
         listeners.delete(listener);
       };
+      return Object.assign(unsubscribe, { ready: Promise.resolve() });
     },
   };
 }

@@ -4,7 +4,7 @@
  * waiting for replicas when asked, and naming what an ACL refused.
  */
 import { EventCoalescerError } from '../core/errors.js';
-import { isNoScript, UPSERT } from './redis-scripts.js';
+import { isNoScript, type RedisScript } from './redis-scripts.js';
 
 /** What a store scans for `getAll`: the client, or each master of a cluster. */
 export interface RedisScanner {
@@ -55,6 +55,7 @@ export interface RedisSubscriber {
   subscribe(channel: string): Promise<unknown>;
   on(event: 'message', listener: (channel: string, message: string) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
   quit(): Promise<unknown>;
 }
 
@@ -166,11 +167,11 @@ export function scriptRunner(
   };
 
   /** The script and a WAIT for replicas, pipelined to the node of the workspace's slot. */
-  const runAndWait = async (script: string, sha: string, keysAndArgs: string[]) => {
+  const runAndWait = async (script: RedisScript, keysAndArgs: string[]) => {
     const send = async (loaded: boolean) => {
       const pipeline = (client.pipeline as () => RedisPipeline).call(client);
-      if (loaded) pipeline.evalsha(sha, 2, keysAndArgs);
-      else pipeline.eval(script, 2, keysAndArgs);
+      if (loaded) pipeline.evalsha(script.sha, script.keys, keysAndArgs);
+      else pipeline.eval(script.source, script.keys, keysAndArgs);
       pipeline.call('WAIT', String(waitCount), String(waitTimeoutMs));
       return (await tracked(() => pipeline.exec())) ?? [];
     };
@@ -199,19 +200,18 @@ export function scriptRunner(
    * client is not connected it fails at once instead of waiting in ioredis's offline queue:
    * a write the coalescer gave up must not land later, so its retry rule owns every outcome.
    */
-  const run = async (script: string, sha: string, keysAndArgs: string[]) => {
+  const run = async (script: RedisScript, keysAndArgs: string[]) => {
     assertReady();
-    const operation = script === UPSERT ? 'upsert' : 'remove';
     try {
-      if (waitCount > 0) return await runAndWait(script, sha, keysAndArgs);
+      if (waitCount > 0 && script.writes) return await runAndWait(script, keysAndArgs);
       try {
-        return await tracked(() => client.evalsha(sha, 2, keysAndArgs));
+        return await tracked(() => client.evalsha(script.sha, script.keys, keysAndArgs));
       } catch (error) {
         if (!isNoScript(error)) throw error;
-        return await tracked(() => client.eval(script, 2, keysAndArgs));
+        return await tracked(() => client.eval(script.source, script.keys, keysAndArgs));
       }
     } catch (error) {
-      throw refusal(error, operation, keysAndArgs.slice(0, 2));
+      throw refusal(error, script.operation, keysAndArgs.slice(0, script.keys));
     }
   };
 

@@ -55,12 +55,13 @@ function decodeInto(
 }
 
 /**
- * Turns a change-feed message back into the stores' change shape. An upsert's message
+ * Turns a feed entry's message back into the stores' change shape, at position `id`. An upsert's message
  * carries what changed — its fields and new values, `version`, `source` and `updatedAt` —
  * so `entry.fields` holds the changed fields, as with the memory store.
  */
 export function decodeChange<F extends object>(
   message: string,
+  id: string,
   report: StoreErrorHandler,
 ): SnapshotChange<F> | undefined {
   const [type, tag, third, version, source, updatedAt] = JSON.parse(message) as [
@@ -90,11 +91,11 @@ export function decodeChange<F extends object>(
       source: String(source ?? ''),
       updatedAt: Number(updatedAt),
     };
-    return { type, workspaceId, entry, changed };
+    return { type, id, workspaceId, entry, changed };
   }
   if (type === 'remove') {
     const previous = decodeEntry<F>(workspaceId, pairs(third), report);
-    return previous && { type, workspaceId, previous };
+    return previous && { type, id, workspaceId, previous };
   }
   return undefined;
 }

@@ -1,6 +1,7 @@
 /**
- * The Redis store's names: key prefixes and the hash tag of each workspace, the change-feed
- * channel, SCAN patterns, and the least ACL a store with these names needs.
+ * The Redis store's names: key prefixes, the feed shards and their hash tags, the escaped id
+ * of each workspace, the wake-up channel, SCAN patterns, and the least ACL a store with these
+ * names needs.
  */
 import { expected } from '../core/describe.js';
 
@@ -60,6 +61,48 @@ export const idOfTag = (tag: string): string =>
         .replace(/%7D/g, '}')
         .replace(/%25/g, '%')
     : tag;
+
+/** Redis Cluster's key hash (CRC16/XMODEM) of an ASCII tag, as a slot from 0 to 16383. */
+function slotOf(tag: string): number {
+  let crc = 0;
+  for (let i = 0; i < tag.length; i++) {
+    crc ^= tag.charCodeAt(i) << 8;
+    for (let bit = 0; bit < 8; bit++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+/**
+ * The hash tag of each feed shard. Shard `k` of `n` gets the first tag `k.j` whose slot lies
+ * in the `k`th `n`th of the slot range, so that the shards spread over a cluster's masters
+ * (which hold contiguous slot ranges) as evenly as the slot map allows.
+ */
+export function shardTags(shards: number): string[] {
+  const tags: string[] = [];
+  for (let shard = 0; shard < shards; shard++) {
+    const low = Math.floor((shard * 16384) / shards);
+    const high = Math.floor(((shard + 1) * 16384) / shards);
+    for (let j = 0; ; j++) {
+      const slot = slotOf(`${shard}.${j}`);
+      if (slot >= low && slot < high) {
+        tags.push(`${shard}.${j}`);
+        break;
+      }
+    }
+  }
+  return tags;
+}
+
+/** The feed shard of a workspace: FNV-1a of its id, the same in every process. */
+export function shardOf(workspaceId: string, shards: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < workspaceId.length; i++) {
+    hash ^= workspaceId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % shards;
+}
 
 /** The names a store uses, from its options: key prefixes and channel. */
 export function storeNames(options: StoreNamesOptions) {
@@ -126,8 +169,9 @@ export function claimPrefixes(prefix: string, tombstonePrefix: string): () => vo
 }
 
 /**
- * The least a store with these options needs from Redis's ACL: its own keys, its channel
- * and the commands it and its scripts call — nothing of another prefix. For
+ * The least a store with these options needs from Redis's ACL: its own keys (its feed's
+ * streams are under `prefix`), its channel and the commands it and its scripts call —
+ * nothing of another prefix. For
  * `ACL SETUSER <user> on ><password> ...rules`, on every node of a cluster.
  *
  * @example
@@ -155,6 +199,12 @@ export function redisAclRules(
     '+hmget',
     '+hset',
     '+publish',
+    // The feed's streams, in the write scripts and the feed's reading scripts.
+    '+xadd',
+    '+xrange',
+    '+xrevrange',
+    '+xinfo|stream',
+    '+exists',
     // Reads and the change feed.
     '+hgetall',
     '+scan',

@@ -5,16 +5,18 @@
 import { createHash } from 'node:crypto';
 
 // Hash layout: `f:<field>` → JSON value, `t:<field>` → timestamp of its last write, plus
-// `version`, `source` and `updatedAt`. Both keys of a workspace carry its hash tag, so each
-// script touches one slot of a cluster.
+// `version`, `source` and `updatedAt`. A workspace's keys and its feed shard's stream carry
+// the shard's hash tag, so each script touches one slot of a cluster.
 //
-// An upsert costs Redis five commands up to about 2,000 fields (1,000 with timestamps): the
+// An upsert costs Redis six commands up to about 2,000 fields (1,000 with timestamps): the
 // script, the tombstone check (with a timestamp), one HMGET of the version, values and
-// stamps, one HSET of what changed, and one PUBLISH of what changed. Longer argument lists
-// go in chunks of 4,000, one command each: Lua's unpack takes 8,000 values at most.
-export const UPSERT = `
-local key, tomb = KEYS[1], KEYS[2]
+// stamps, one HSET of what changed, one XADD of what changed to the shard's stream, and one
+// PUBLISH of the shard's number, a wake-up. Longer argument lists go in chunks of 4,000, one
+// command each: Lua's unpack takes 8,000 values at most.
+const UPSERT_SOURCE = `
+local key, tomb, feed = KEYS[1], KEYS[2], KEYS[3]
 local id, source, ts, now, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local shard, feedLength = ARGV[6], ARGV[7]
 local stamped = ts ~= ''
 if stamped then
   local removedAt = redis.call('GET', tomb)
@@ -30,14 +32,14 @@ local function each(command, list)
   return out
 end
 local names = {'version'}
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   names[#names + 1] = 'f:' .. ARGV[i]
   if stamped then names[#names + 1] = 't:' .. ARGV[i] end
 end
 local current = each('HMGET', names)
 local writes, changed = {}, {}
 local at = 2
-for i = 6, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local name, value = ARGV[i], ARGV[i + 1]
   local newer = true
   if stamped then
@@ -62,13 +64,16 @@ writes[#writes + 1] = 'version'; writes[#writes + 1] = version
 writes[#writes + 1] = 'source'; writes[#writes + 1] = source
 writes[#writes + 1] = 'updatedAt'; writes[#writes + 1] = updatedAt
 each('HSET', writes)
-redis.call('PUBLISH', channel, cjson.encode({'upsert', id, changed, version, source, updatedAt}))
+redis.call('XADD', feed, 'MAXLEN', '~', feedLength, '*', 'c',
+  cjson.encode({'upsert', id, changed, version, source, updatedAt}))
+redis.call('PUBLISH', channel, shard)
 return 1
 `;
 
-export const REMOVE = `
-local key, tomb = KEYS[1], KEYS[2]
+const REMOVE_SOURCE = `
+local key, tomb, feed = KEYS[1], KEYS[2], KEYS[3]
 local id, ts, now, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local shard, feedLength = ARGV[6], ARGV[7]
 local removedAt = ts ~= '' and ts or now
 local previous = redis.call('GET', tomb)
 if not previous or tonumber(removedAt) > tonumber(previous) then
@@ -77,11 +82,70 @@ end
 local entry = redis.call('HGETALL', key)
 if #entry == 0 then return 0 end
 redis.call('DEL', key)
-redis.call('PUBLISH', channel, cjson.encode({'remove', id, entry}))
+redis.call('XADD', feed, 'MAXLEN', '~', feedLength, '*', 'c', cjson.encode({'remove', id, entry}))
+redis.call('PUBLISH', channel, shard)
 return 1
 `;
 
-export const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
+// A feed shard's entries after a position: {1, entries} while every entry after it is still
+// kept, {0} when some were trimmed, or the position is not one of this stream's (the stream
+// was deleted and began again). MAXLEN trims the oldest first and never the last entry, so
+// the entries after a position are all kept exactly while the position's own entry is. A
+// reader that has seen nothing ('0-0') missed nothing while no entry was ever trimmed.
+const FEED_READ_SOURCE = `
+local feed, cursor, count = KEYS[1], ARGV[1], tonumber(ARGV[2])
+if cursor == '0-0' then
+  if redis.call('EXISTS', feed) == 0 then return {1, {}} end
+  local info = redis.call('XINFO', 'STREAM', feed)
+  local length, added
+  for i = 1, #info, 2 do
+    if info[i] == 'length' then length = info[i + 1] end
+    if info[i] == 'entries-added' then added = info[i + 1] end
+  end
+  if length ~= added then return {0} end
+  return {1, redis.call('XRANGE', feed, '-', '+', 'COUNT', count)}
+end
+local entries = redis.call('XRANGE', feed, cursor, '+', 'COUNT', count + 1)
+if #entries == 0 or entries[1][1] ~= cursor then return {0} end
+table.remove(entries, 1)
+return {1, entries}
+`;
+
+// The position of a feed shard's last entry, '0-0' for a shard with none yet.
+const FEED_END_SOURCE = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last == 0 then return '0-0' end
+return last[1][1]
+`;
+
+/** A script as the store sends it: by SHA1 (EVALSHA), in full once Redis does not know it. */
+export interface RedisScript {
+  /** What it does, as errors name it. */
+  readonly operation: 'upsert' | 'remove' | 'feed';
+  readonly source: string;
+  readonly sha: string;
+  /** How many of its arguments are keys. */
+  readonly keys: number;
+  /** It writes: with `waitForReplicas`, its WAIT goes with it. */
+  readonly writes: boolean;
+}
+
+const script = (
+  operation: RedisScript['operation'],
+  keys: number,
+  source: string,
+): RedisScript => ({
+  operation,
+  source,
+  sha: createHash('sha1').update(source).digest('hex'),
+  keys,
+  writes: operation !== 'feed',
+});
+
+export const UPSERT = script('upsert', 3, UPSERT_SOURCE);
+export const REMOVE = script('remove', 3, REMOVE_SOURCE);
+export const FEED_READ = script('feed', 1, FEED_READ_SOURCE);
+export const FEED_END = script('feed', 1, FEED_END_SOURCE);
 
 /** Redis does not know the script yet: it is sent in full once. */
 export const isNoScript = (error: unknown): boolean =>

@@ -1,21 +1,32 @@
-import { assertKnownKeys, expected, numberOption } from '../core/describe.js';
+import { assertKnownKeys, assertWorkspaceId, expected, numberOption } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
 import type {
   Fields,
   Logger,
   Patch,
-  SnapshotChange,
   SnapshotEntry,
   SnapshotListener,
   SnapshotStore,
   StoreCallOptions,
   StoreErrorHandler,
+  SubscribeOptions,
 } from '../core/types.js';
+import { encodePart } from './feed-position.js';
 import { type RedisClient, type RedisSubscriber, scriptRunner } from './redis-client.js';
 import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
-import { claimPrefixes, hashTag, idOfTag, matchPrefix, storeNames } from './redis-names.js';
-import { REMOVE, sha1, UPSERT } from './redis-scripts.js';
-import { notifyAll, storeErrorHandler } from './report.js';
+import { RedisFeed, type ShardEntries } from './redis-feed.js';
+import {
+  claimPrefixes,
+  hashTag,
+  idOfTag,
+  matchPrefix,
+  shardOf,
+  shardTags,
+  storeNames,
+} from './redis-names.js';
+import { FEED_END, FEED_READ, REMOVE, UPSERT } from './redis-scripts.js';
+import { storeErrorHandler } from './report.js';
+import { sinceOption } from './subscribe-options.js';
 
 export type {
   RedisClient,
@@ -42,10 +53,24 @@ export interface RedisStoreOptions {
    */
   tombstoneTtlMs?: number;
   /**
-   * The pub/sub channel of the change feed.
+   * The pub/sub channel of the feed's wake-ups (each write publishes its feed shard's number).
    * @default `${prefix}changes`
    */
   channel?: string;
+  /**
+   * How many feed shards the change feed has: one Redis Stream each, in a slot of its own, so
+   * that a workspace's keys and its feed entries share a slot of a cluster. Every replica of
+   * a store must use the same number: it decides where each workspace's keys are.
+   * @default 16
+   */
+  feedShards?: number;
+  /**
+   * About how many recent changes the feed keeps, shared among its shards (each is trimmed
+   * with `MAXLEN ~`, so it may keep a few hundred more). A subscriber further behind starts
+   * with a `reset`.
+   * @default 10000
+   */
+  feedLength?: number;
   /**
    * Receives what the store cannot throw at anyone: a stored value or a change-feed message
    * that cannot be decoded, a change listener that threw, an error of the change-feed
@@ -83,10 +108,18 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
   /** Every entry (SCAN, not KEYS). */
   getAll(): Promise<SnapshotEntry<F>[]>;
   /**
-   * Calls `listener` on every change made by any replica; returns the function that
-   * unsubscribes it, whose `ready` settles once Redis confirmed the subscription.
+   * Calls `listener` on every change made by any replica, in the order each workspace's
+   * changes were applied; returns the function that unsubscribes it, whose `ready` settles
+   * once the feed knows where the subscription starts: after `since`, or at the feed's end.
+   * A subscription whose connection drops resumes from where it was by itself; it sends a
+   * `reset` only when the changes it missed are no longer kept.
    */
-  subscribe(listener: SnapshotListener<F>): (() => void) & { ready: Promise<void> };
+  subscribe(
+    listener: SnapshotListener<F>,
+    options?: SubscribeOptions,
+  ): (() => void) & { ready: Promise<void> };
+  /** The feed's position now (its end): a subscriber with it as `since` misses nothing after it. */
+  position(): Promise<string>;
   /** Closes the change-feed connection the store opened; the client stays the caller's. */
   close(): Promise<void>;
 }
@@ -97,6 +130,8 @@ const REDIS_STORE_OPTIONS = [
   'tombstonePrefix',
   'tombstoneTtlMs',
   'channel',
+  'feedShards',
+  'feedLength',
   'onError',
   'logger',
   'waitForReplicas',
@@ -139,6 +174,12 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       ),
     );
   }
+  const feedShards = numberOption('feedShards', options.feedShards, 16, 'count');
+  if (feedShards > 1024) {
+    throw new RangeError(expected('feedShards', 'a whole number from 1 to 1024', feedShards));
+  }
+  const feedLength = numberOption('feedLength', options.feedLength, 10_000, 'count');
+  const shardLength = String(Math.ceil(feedLength / feedShards));
   const report = storeErrorHandler(options.onError, options.logger);
   const waitFor = options.waitForReplicas;
   if (waitFor !== undefined && !isPlainObject(waitFor)) {
@@ -155,101 +196,123 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   if (waitCount > 0 && typeof client.pipeline !== 'function') {
     throw new TypeError(expected('client', 'an ioredis client with pipeline()', client));
   }
-  // The workspace id in braces is the hash tag: both keys of a workspace land in one slot of
-  // a cluster, so each script touches one slot (see `hashTag`).
-  const hashKey = (workspaceId: string): string => `${prefix}{${hashTag(workspaceId)}}`;
-  const tombstoneKey = (workspaceId: string): string =>
-    `${tombstonePrefix}{${hashTag(workspaceId)}}`;
-  const workspaceOf = (key: string): string => idOfTag(key.slice(prefix.length + 1, -1));
+  // A workspace's keys carry its feed shard's hash tag, then its id: its hash, its tombstone
+  // and its shard's stream (the shard's key with no id) share a slot of a cluster, so each
+  // script touches one slot.
+  const tags = shardTags(feedShards);
+  const shardKey = (shard: number): string => `${prefix}{${tags[shard]}}`;
+  const keysOf = (workspaceId: string) => {
+    const shard = shardOf(workspaceId, feedShards);
+    const tag = `{${tags[shard]}}${hashTag(workspaceId)}`;
+    return { shard, hash: `${prefix}${tag}`, tombstone: `${tombstonePrefix}${tag}` };
+  };
+  const workspaceOf = (key: string): string => idOfTag(key.slice(key.indexOf('}') + 1));
   const isCluster = typeof client.nodes === 'function';
-  const upsertSha = sha1(UPSERT);
-  const removeSha = sha1(REMOVE);
-  const listeners = new Set<SnapshotListener<F>>();
-  let subscriber: RedisSubscriber | undefined;
-  let subscribed: Promise<void> | undefined;
 
   const { run, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
   // Last of the checks: a store refused at creation claims nothing.
   const releasePrefixes = claimPrefixes(prefix, tombstonePrefix);
 
-  const openFeed = (): Promise<void> => {
-    if (subscribed !== undefined) return subscribed;
-    // Subscriptions wait for the connection, and ioredis renews them after a reconnect.
-    const feedOptions = { enableOfflineQueue: true };
-    const duplicate = client.duplicate as (...args: unknown[]) => RedisSubscriber;
-    const connection = isCluster
-      ? duplicate.call(client, [], feedOptions)
-      : duplicate.call(client, feedOptions);
-    subscriber = connection;
-    // Handled here: ioredis would otherwise print every reconnect's error as unhandled.
-    connection.on('error', (error) => report(error, { operation: 'connection' }));
-    connection.on('message', (from, message) => {
-      if (from !== channel) return;
-      let change: SnapshotChange<F> | undefined;
+  const feed = new RedisFeed<F>({
+    shards: feedShards,
+    report,
+    async read(shard, cursor, count) {
+      const key = shardKey(shard);
+      const [kept, entries] = (await run(FEED_READ, [key, cursor, String(count)])) as [
+        number,
+        Array<[string, string[]]>?,
+      ];
+      if (kept !== 1) return undefined;
+      const found: NonNullable<ShardEntries> = [];
+      for (const [id, pairs] of entries ?? []) found.push([id, pairs[1] ?? '']);
+      return found;
+    },
+    async end(shard) {
+      return String(await run(FEED_END, [shardKey(shard)]));
+    },
+    decode: (message, id) => decodeChange<F>(message, id, report),
+    connect(onWake, onReconnect) {
+      // Subscriptions wait for the connection, and ioredis renews them after a reconnect.
+      const feedOptions = { enableOfflineQueue: true };
+      const duplicate = client.duplicate as (...args: unknown[]) => RedisSubscriber;
+      const connection = isCluster
+        ? duplicate.call(client, [], feedOptions)
+        : duplicate.call(client, feedOptions);
+      // Handled here: ioredis would otherwise print every reconnect's error as unhandled.
+      connection.on('error', (error) => report(error, { operation: 'connection' }));
+      connection.on('message', (from, message) => {
+        if (from === channel) onWake(message);
+      });
+      let connected = false;
+      connection.on('ready', () => {
+        // The first `ready` is the start; each later one follows a reconnect.
+        if (connected) onReconnect();
+        connected = true;
+      });
+      return connection;
+    },
+    async listen(connection) {
       try {
-        change = decodeChange<F>(message, report);
+        await connection.subscribe(channel);
       } catch (error) {
-        report(error, { operation: 'decode' });
-        return;
-      }
-      if (change !== undefined) notifyAll(listeners, change, report);
-    });
-    subscribed = connection.subscribe(channel).then(
-      () => undefined,
-      (error: unknown) => {
         const refused = refusal(error, 'subscribe', []);
         report(refused, { operation: 'connection' });
         throw refused;
-      },
-    );
-    return subscribed;
-  };
-
-  const closeFeed = async (): Promise<void> => {
-    const connection = subscriber;
-    subscriber = undefined;
-    subscribed = undefined;
-    await connection?.quit();
-  };
+      }
+    },
+    permanent: (error) =>
+      ['EC_ACL_REFUSED', 'EC_SCRIPT_ERROR'].includes(String((error as { code?: unknown })?.code)),
+  });
 
   return {
     async upsert(workspaceId, fields, source, timestamp, call) {
+      assertWorkspaceId(workspaceId);
       // A command sent cannot be recalled: only a call aborted before it is sent is stopped.
       call?.signal.throwIfAborted();
+      const keys = keysOf(workspaceId);
       const keysAndArgs = [
-        hashKey(workspaceId),
-        tombstoneKey(workspaceId),
+        keys.hash,
+        keys.tombstone,
+        shardKey(keys.shard),
         // The feed carries the tag, which UTF-8 carries exactly whatever the id (see hashTag).
         hashTag(workspaceId),
         source,
         timestamp === undefined ? '' : String(timestamp),
         String(Date.now()),
         channel,
+        String(keys.shard),
+        shardLength,
       ];
       // Every value is encoded before anything is sent: a refused one writes nothing.
       for (const [name, value] of Object.entries(fields as Record<string, unknown>)) {
         if (value !== undefined) keysAndArgs.push(name, encodeField(name, value));
       }
-      await run(UPSERT, upsertSha, keysAndArgs);
+      await run(UPSERT, keysAndArgs);
     },
 
     async getByWorkspaceId(workspaceId, call) {
+      assertWorkspaceId(workspaceId);
       call?.signal.throwIfAborted();
-      const key = hashKey(workspaceId);
+      const key = keysOf(workspaceId).hash;
       const hash = await read('getByWorkspaceId', [key], () => client.hgetall(key));
       return decodeEntry<F>(workspaceId, hash, report);
     },
 
     async remove(workspaceId, timestamp, call) {
+      assertWorkspaceId(workspaceId);
       call?.signal.throwIfAborted();
-      await run(REMOVE, removeSha, [
-        hashKey(workspaceId),
-        tombstoneKey(workspaceId),
+      const keys = keysOf(workspaceId);
+      await run(REMOVE, [
+        keys.hash,
+        keys.tombstone,
+        shardKey(keys.shard),
         hashTag(workspaceId),
         timestamp === undefined ? '' : String(timestamp),
         String(Date.now()),
         String(tombstoneTtlMs),
         channel,
+        String(keys.shard),
+        shardLength,
       ]);
     },
 
@@ -275,20 +338,23 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       return entries;
     },
 
-    subscribe(listener) {
-      listeners.add(listener);
-      const ready = openFeed();
-      const unsubscribe = () => {
-        listeners.delete(listener);
-        if (listeners.size === 0) void closeFeed();
-      };
-      return Object.assign(unsubscribe, { ready });
+    subscribe(listener, subscribeOptions = {}) {
+      if (typeof listener !== 'function') {
+        throw new TypeError(expected('listener', 'a function', listener));
+      }
+      const { ready, remove } = feed.add(listener, sinceOption(subscribeOptions));
+      return Object.assign(remove, { ready });
+    },
+
+    async position() {
+      const ends: Promise<unknown>[] = [];
+      for (let shard = 0; shard < feedShards; shard++) ends.push(run(FEED_END, [shardKey(shard)]));
+      return (await Promise.all(ends)).map((end) => encodePart(String(end))).join('_');
     },
 
     async close() {
-      listeners.clear();
       releasePrefixes();
-      await closeFeed();
+      await feed.close();
     },
   };
 }

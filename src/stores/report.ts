@@ -43,17 +43,29 @@ export function storeErrorHandler(
   };
 }
 
+/** Calls `listener` with `change`; one that throws is reported, nothing else disturbed. */
+export function notify<C extends { type: string; workspaceId?: string }>(
+  listener: (change: C) => void,
+  change: C,
+  report: StoreErrorHandler,
+): void {
+  try {
+    listener(change);
+  } catch (error) {
+    report(
+      error,
+      change.workspaceId === undefined
+        ? { operation: 'listener' }
+        : { operation: 'listener', workspaceId: change.workspaceId },
+    );
+  }
+}
+
 /** Calls every listener with `change`; one that throws is reported, the others still run. */
-export function notifyAll<C extends { workspaceId: string }>(
+export function notifyAll<C extends { type: string; workspaceId?: string }>(
   listeners: Iterable<(change: C) => void>,
   change: C,
   report: StoreErrorHandler,
 ): void {
-  for (const listener of [...listeners]) {
-    try {
-      listener(change);
-    } catch (error) {
-      report(error, { operation: 'listener', workspaceId: change.workspaceId });
-    }
-  }
+  for (const listener of [...listeners]) notify(listener, change, report);
 }

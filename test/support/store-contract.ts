@@ -17,8 +17,20 @@ export interface ContractStore {
   getAll(): SnapshotEntry[] | Promise<SnapshotEntry[]>;
   subscribe(
     listener: (change: SnapshotChange<Fields>) => void,
+    options?: { since?: string | undefined },
   ): (() => void) & { ready?: Promise<void> };
+  position(): string | Promise<string>;
 }
+
+/** What the contract asks of a fresh store: reports, and a feed that keeps few changes. */
+export interface ContractOptions {
+  onError?: StoreErrorHandler;
+  feedLength?: number;
+}
+
+/** The workspace a change is about, or `reset` for a reset. */
+export const workspaceOf = (change: SnapshotChange): string =>
+  change.type === 'reset' ? 'reset' : change.workspaceId;
 
 /** Waits for a condition that a change feed makes true, sooner or later. */
 export async function eventually(check: () => unknown, timeoutMs = 2000): Promise<void> {
@@ -44,7 +56,7 @@ function nested(levels: number): Record<string, unknown> {
 /** The store contract, one suite for every store; `fresh` gives an empty store. */
 export function describeStoreContract(
   name: string,
-  fresh: (options?: { onError?: StoreErrorHandler }) => Promise<ContractStore>,
+  fresh: (options?: ContractOptions) => Promise<ContractStore>,
 ): void {
   describe(`${name}: store contract`, () => {
     it('reports a listener that throws; the other listeners still get the change', async () => {
@@ -55,7 +67,7 @@ export function describeStoreContract(
       const first = store.subscribe(() => {
         throw failure;
       });
-      const second = store.subscribe((change) => seen.push(change.workspaceId));
+      const second = store.subscribe((change) => seen.push(workspaceOf(change)));
       await Promise.all([first.ready, second.ready]);
       await store.upsert('ws-1', { a: 1 }, 's');
       await eventually(() => expect(seen).toEqual(['ws-1']));
@@ -182,6 +194,7 @@ export function describeStoreContract(
       // An upsert's change carries the fields it changed, with the entry's new version.
       expect(changes[1]).toEqual({
         type: 'upsert',
+        id: expect.any(String),
         workspaceId: 'ws-1',
         changed: ['b'],
         entry: {
@@ -209,7 +222,7 @@ export function describeStoreContract(
       await store.remove('nobody');
       await store.upsert('marker', { done: true }, 's');
       await eventually(() => expect(changes).toHaveLength(1));
-      expect(changes[0]?.workspaceId).toBe('marker');
+      expect(changes.map(workspaceOf)).toEqual(['marker']);
       expect(await store.getByWorkspaceId('ws-1')).toMatchObject({ version: 1, source: 's' });
       unsubscribe();
     });
@@ -236,7 +249,7 @@ export function describeStoreContract(
       const store = await fresh();
       const ids = ['\uD800', '\uDBFF', '\uDC00', 'a\uD800b', '%uD800', '\uD83D\uDE00'];
       const seen: string[] = [];
-      const unsubscribe = store.subscribe((change) => seen.push(change.workspaceId));
+      const unsubscribe = store.subscribe((change) => seen.push(workspaceOf(change)));
       await unsubscribe.ready;
       for (const [i, id] of ids.entries()) await store.upsert(id, { i }, 's');
       const all = await store.getAll();
@@ -312,6 +325,150 @@ export function describeStoreContract(
       expect(await store.getByWorkspaceId('ws-1')).toBeUndefined();
       await store.upsert('ws-1', { a: 4 }, 's', 21);
       expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 4 });
+    });
+  });
+
+  describeFeedContract(name, fresh);
+}
+
+/** `ws@version` of each change, `reset` for a reset: what a subscriber saw, in order. */
+const seenOf = (changes: SnapshotChange[]): string[] =>
+  changes.map((change) =>
+    change.type === 'reset'
+      ? 'reset'
+      : `${change.workspaceId}@${change.type === 'upsert' ? change.entry.version : 'removed'}`,
+  );
+
+/** The change feed's positions: replay after `since`, live after, reset when it cannot. */
+function describeFeedContract(
+  name: string,
+  fresh: (options?: ContractOptions) => Promise<ContractStore>,
+): void {
+  describe(`${name}: change feed positions`, () => {
+    it('replays every change after `since`, then goes on live', async () => {
+      const store = await fresh();
+      const first: SnapshotChange[] = [];
+      const all = store.subscribe((change) => first.push(change));
+      await all.ready;
+      for (let i = 1; i <= 4; i++) await store.upsert(`ws-${i}`, { i }, 's');
+      await store.remove('ws-2');
+      await eventually(() => expect(first).toHaveLength(5));
+      const ids = first.map((change) => change.id);
+      expect(new Set(ids).size).toBe(5);
+
+      const resumed: SnapshotChange[] = [];
+      const later = store.subscribe((change) => resumed.push(change), { since: ids[1] });
+      await later.ready;
+      await eventually(() => expect(resumed).toHaveLength(3));
+      // Every change after `since`, once. The Redis store orders each workspace's changes, not
+      // the changes of workspaces in different feed shards.
+      expect(seenOf(resumed).sort()).toEqual(['ws-2@removed', 'ws-3@1', 'ws-4@1']);
+      await store.upsert('ws-5', { i: 5 }, 's');
+      await eventually(() => expect(seenOf(resumed)).toHaveLength(4));
+      expect(seenOf(resumed)[3]).toBe('ws-5@1');
+      all();
+      later();
+    });
+
+    it('starts after `position()`: nothing before it, everything after it', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 1 }, 's');
+      const position = await store.position();
+      await store.upsert('ws-1', { a: 2 }, 's');
+      await store.upsert('ws-2', { a: 1 }, 's');
+      const seen: SnapshotChange[] = [];
+      const unsubscribe = store.subscribe((change) => seen.push(change), { since: position });
+      await unsubscribe.ready;
+      await eventually(() => expect(seenOf(seen)).toEqual(['ws-1@2', 'ws-2@1']));
+      unsubscribe();
+    });
+
+    it('has no gap and no duplicate at the switch to live, with writes racing the subscribe', async () => {
+      const store = await fresh();
+      const reference: SnapshotChange[] = [];
+      const whole = store.subscribe((change) => reference.push(change));
+      await whole.ready;
+      const writes = Array.from({ length: 120 }, (_, i) => i);
+      let since: string | undefined;
+      const resumed: SnapshotChange[] = [];
+      let late: ReturnType<ContractStore['subscribe']> | undefined;
+      const writing = (async () => {
+        for (const i of writes) {
+          await store.upsert(`ws-${i % 7}`, { i }, 's');
+          if (i === 40) {
+            await eventually(() => expect(reference.length).toBeGreaterThanOrEqual(41));
+            since = reference[40]?.id;
+            // Subscribed while the writes go on: its replay and its live part meet mid-stream.
+            late = store.subscribe((change) => resumed.push(change), { since });
+          }
+        }
+      })();
+      await writing;
+      await late?.ready;
+      await eventually(() => expect(resumed).toHaveLength(79));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const after = seenOf(reference.slice(41));
+      // Every change after `since` once, each workspace's in the order they were applied.
+      expect([...seenOf(resumed)].sort()).toEqual([...after].sort());
+      for (let w = 0; w < 7; w++) {
+        const of = (list: string[]) => list.filter((seen) => seen.startsWith(`ws-${w}@`));
+        expect(of(seenOf(resumed))).toEqual(of(after));
+      }
+      whole();
+      late?.();
+    });
+
+    it('starts with a reset when the changes after `since` are no longer kept', async () => {
+      const store = await fresh({ feedLength: 1 });
+      const seen: SnapshotChange[] = [];
+      const first = store.subscribe((change) => seen.push(change));
+      await first.ready;
+      await store.upsert('ws-1', { n: 0 }, 's');
+      await eventually(() => expect(seen).toHaveLength(1));
+      const since = seen[0]?.id;
+      first();
+      // Enough writes of one workspace that its feed shard is trimmed past `since`.
+      for (let n = 1; n <= 300; n++) await store.upsert('ws-1', { n }, 's');
+      const resumed: SnapshotChange[] = [];
+      const late = store.subscribe((change) => resumed.push(change), { since });
+      await late.ready;
+      await eventually(() => expect(resumed.map((change) => change.type)).toEqual(['reset']));
+      // After the reset, the subscriber reloads, and what follows comes live.
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ n: 300 });
+      await store.upsert('ws-2', { n: 1 }, 's');
+      await eventually(() => expect(seenOf(resumed)).toEqual(['reset', 'ws-2@1']));
+      const resetAt = resumed[0]?.id as string;
+      // The reset's position is one to resume from: after it, only what followed.
+      const again: SnapshotChange[] = [];
+      const third = store.subscribe((change) => again.push(change), { since: resetAt });
+      await third.ready;
+      await eventually(() => expect(seenOf(again)).toEqual(['ws-2@1']));
+      late();
+      third();
+    });
+
+    it("starts with a reset for a position that is not one of this store's", async () => {
+      const store = await fresh();
+      const other = await fresh();
+      await other.upsert('ws-1', { a: 1 }, 's');
+      const foreign = await other.position();
+      for (const since of [foreign, 'not a position', '']) {
+        const seen: SnapshotChange[] = [];
+        const unsubscribe = store.subscribe((change) => seen.push(change), { since });
+        await unsubscribe.ready;
+        await eventually(() => expect(seenOf(seen)).toEqual(['reset']));
+        unsubscribe();
+      }
+    });
+
+    it('refuses a `since` that is not a string, naming it', async () => {
+      const store = await fresh();
+      expect(() => store.subscribe(() => {}, { since: 42 as unknown as string })).toThrow(
+        /`since` to be a change's id \(a string\), got .*42/,
+      );
+      expect(() => store.subscribe(() => {}, { sinse: 'x' } as { since?: string })).toThrow(
+        /sinse/,
+      );
     });
   });
 }
