@@ -9,6 +9,7 @@ import {
   type RedisStoreOptions,
   redisAclRules,
 } from '../src/stores/redis.js';
+import { itResumesAfterItsConnectionIsKilled } from './support/feed-resume.js';
 import { spawnFixture } from './support/fixture-process.js';
 import { type RedisCluster, startRedisCluster } from './support/redis-cluster.js';
 import { describeStoreContract, eventually, workspaceOf } from './support/store-contract.js';
@@ -41,6 +42,49 @@ describeStoreContract(
   'Redis store on a cluster',
   async (options) => (await freshStore(options)).store,
 );
+
+describe('the change feed on a cluster', () => {
+  itResumesAfterItsConnectionIsKilled(
+    async () => {
+      const { store: writer, prefix } = await freshStore();
+      const reader = createRedisSnapshotStore(await cluster.client(), { prefix });
+      stores.push(reader);
+      return { reader, writer };
+    },
+    () => cluster.everyNode('CLIENT', 'KILL', 'TYPE', 'pubsub'),
+  );
+
+  it("keeps each workspace's keys in its feed shard's slot, and spreads the shards over the masters", async () => {
+    const { store, prefix } = await freshStore();
+    const ids = Array.from({ length: 200 }, (_, i) => `ws-${i}`);
+    await Promise.all(ids.map((id) => store.upsert(id, { id }, 's', 10)));
+    await Promise.all(ids.slice(0, 50).map((id) => store.remove(id, 20)));
+    const admin = await cluster.node(cluster.ports[0] as number);
+    const slot = async (key: string) => Number(await admin.call('CLUSTER', 'KEYSLOT', key));
+    const streamsPerMaster: number[] = [];
+    const masters = (await cluster.client()).nodes('master');
+    for (const master of masters) {
+      const keys = [
+        ...(await master.keys(`${prefix}*`)),
+        ...(await master.keys(`${prefix.slice(0, -1)}-removed:*`)),
+      ];
+      const streams = keys.filter((key) => key.endsWith('}'));
+      streamsPerMaster.push(streams.length);
+      for (const key of keys.filter((key) => !key.endsWith('}'))) {
+        // A hash or a tombstone: in the same slot as its shard's stream, on the same master.
+        const tag = key.slice(key.indexOf('{'), key.indexOf('}') + 1);
+        expect(streams).toContain(`${prefix}${tag}`);
+        expect(await slot(key)).toBe(await slot(`${prefix}${tag}`));
+      }
+    }
+    // Sixteen shards over three masters: none holds fewer than four, or more than seven.
+    expect(streamsPerMaster.reduce((a, b) => a + b)).toBe(16);
+    for (const count of streamsPerMaster) {
+      expect(count).toBeGreaterThanOrEqual(4);
+      expect(count).toBeLessThanOrEqual(7);
+    }
+  });
+});
 
 describe('the Redis store on a cluster', () => {
   it('spreads workspaces over the masters and lists them all', async () => {

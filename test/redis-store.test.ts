@@ -7,6 +7,7 @@ import {
   type RedisStoreOptions,
   redisAclRules,
 } from '../src/stores/redis.js';
+import { itResumesAfterItsConnectionIsKilled } from './support/feed-resume.js';
 import { type RedisServer, startRedisServer } from './support/redis-server.js';
 import { describeStoreContract, eventually, workspaceOf } from './support/store-contract.js';
 
@@ -292,6 +293,51 @@ describe('createRedisSnapshotStore under hostile input', () => {
     expect(Object.keys(entry?.fields ?? {})).toHaveLength(150_000);
     expect(entry?.fields.f149999).toBe(149_999);
   }, 30_000);
+});
+
+describe('the Redis change feed resumes', () => {
+  itResumesAfterItsConnectionIsKilled(
+    async () => {
+      const { store: writer, prefix } = await freshStore();
+      const reader = createRedisSnapshotStore(await server.client(), { prefix });
+      stores.push(reader);
+      return { reader, writer };
+    },
+    async () => {
+      const admin = await server.client();
+      await admin.client('KILL', 'TYPE', 'pubsub');
+    },
+  );
+
+  it('delivers an entry whose wake-up was lost, on its next poll', async () => {
+    const { store, prefix } = await freshStore();
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) => seen.push(workspaceOf(change)));
+    await unsubscribe.ready;
+    await store.upsert('ws-1', { a: 1 }, 's');
+    await eventually(() => expect(seen).toEqual(['ws-1']));
+    const admin = await server.client();
+    const [hash] = await admin.keys(`${prefix}{*}ws-1`);
+    const stream = (hash as string).slice(0, (hash as string).indexOf('}') + 1);
+    // An entry as a write appends it, but no PUBLISH: as a wake-up lost on a cluster's bus.
+    await admin.xadd(stream, '*', 'c', JSON.stringify(['upsert', 'ws-1', ['a', '2'], 2, 's', 1]));
+    await eventually(() => expect(seen).toEqual(['ws-1', 'ws-1']), 2500);
+    unsubscribe();
+  });
+
+  it('follows the feed of a store whose data was flushed with a reset, not silence', async () => {
+    const { store } = await freshStore();
+    await store.upsert('ws-1', { a: 1 }, 's');
+    const since = await store.position();
+    const admin = await server.client();
+    await admin.flushdb();
+    await store.upsert('ws-2', { a: 1 }, 's');
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) => seen.push(workspaceOf(change)), { since });
+    await unsubscribe.ready;
+    await eventually(() => expect(seen).toEqual(['reset']));
+    unsubscribe();
+  });
 });
 
 describe('the Redis change feed under hostile input', () => {
