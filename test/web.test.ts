@@ -90,4 +90,47 @@ describe('the live page (npm start -- --web), in headless Chromium', () => {
     expect(demo.stats()).toMatchObject({ eventsIn: 10, writesOut: 6, coalescing: false });
     await page.screenshot({ path: join(tmpdir(), 'event-coalescer-live-page.png') });
   }, 60_000);
+
+  it('gets what it missed after its connection drops, from its Last-Event-ID, without a new snapshot', async () => {
+    await page.goto(demo.url);
+    await page.waitForFunction(() => document.querySelectorAll('[data-workspace-id]').length === 6);
+    const snapshots = () =>
+      page.$eval('#cards', (cards) => Number((cards as HTMLElement).dataset.snapshots));
+    expect(await snapshots()).toBe(1);
+    await fetch(`${demo.url}coalescing?on=true`, { method: 'POST' });
+    const before = await updatesOf('ws-001');
+    // The connection drops; writes go on while the page is away (it retries after 500 ms):
+    // ws-001 to CHECKING, then (two events, one write) to FIXING.
+    demo.dropConnections();
+    await burst('ws-001', 1);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await burst('ws-001', 2);
+    await burst('ws-002', 1);
+    await page.waitForFunction(
+      (expected) =>
+        document.querySelector<HTMLElement>('[data-workspace-id="ws-001"]')?.dataset.updates ===
+        String(expected),
+      { timeout: 10_000 },
+      before + 2,
+    );
+    // It resumed where it was: the missed changes, as changes, and no snapshot again.
+    expect(await snapshots()).toBe(1);
+    expect(await updatesOf('ws-002')).toBeGreaterThanOrEqual(1);
+    const shown = await page.$eval('[data-workspace-id="ws-001"] h2 small', (v) => v.textContent);
+    expect(shown).toBe(`v${demo.store.getByWorkspaceId('ws-001')?.version}`);
+  }, 60_000);
+
+  it('is sent the snapshot again when its Last-Event-ID is not one the server keeps', async () => {
+    const response = await fetch(`${demo.url}events`, {
+      headers: { 'last-event-id': 'from-before-a-restart' },
+    });
+    const reader = response.body?.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    let text = '';
+    while (!text.includes('event: snapshot')) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toMatch(/id: [0-9a-z]+-\d+\nevent: snapshot\ndata: \[/);
+    await reader.cancel();
+  });
 });

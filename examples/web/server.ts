@@ -275,6 +275,7 @@ export async function startWebDemo(options: WebDemoOptions) {
   return {
     url: `http://${host}:${address.port}/`,
     stats,
+    store,
     /** Cuts every page's connection, as a network that drops them would; pages reconnect. */
     dropConnections: () => stream.dropAll(),
     /**
