@@ -305,7 +305,7 @@ describe('the Redis change feed resumes', () => {
     },
     async () => {
       const admin = await server.client();
-      await admin.client('KILL', 'TYPE', 'pubsub');
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
     },
   );
 
@@ -337,6 +337,121 @@ describe('the Redis change feed resumes', () => {
     await unsubscribe.ready;
     await eventually(() => expect(seen).toEqual(['reset']));
     unsubscribe();
+  });
+});
+
+describe('crash recovery in the Redis store', () => {
+  const replica = async (prefix: string, replicaId: string) => {
+    const client = await server.client();
+    const store = createRedisSnapshotStore(client, {
+      prefix,
+      replicaId,
+      heartbeatMs: 50,
+      replicaTimeoutMs: 200,
+      onError: () => {},
+    });
+    stores.push(store);
+    return { store, client };
+  };
+  const markOf = async (prefix: string, workspaceId: string) => {
+    const admin = await server.client();
+    const [key] = await admin.keys(`${prefix}{*}${workspaceId}`);
+    return key === undefined ? undefined : admin.hget(key, 'pending');
+  };
+  const claimAll = (stores: RedisSnapshotStore[]) =>
+    Promise.all(stores.map((store) => store.claimOrphans()));
+
+  it('gives the marks of a replica whose heartbeat expired to exactly one survivor', async () => {
+    const prefix = `rec${++prefixes}:`;
+    const { store: dying, client } = await replica(prefix, 'dying');
+    await dying.upsert('ws-written', { a: 1 }, 's');
+    await dying.markPending(['ws-new', 'ws-written', 'ws-landed']);
+    expect(await markOf(prefix, 'ws-new')).toBe('dying');
+    // The write that lands a patch clears its mark, in its own script.
+    await dying.upsert('ws-landed', { a: 1 }, 's');
+    expect(await markOf(prefix, 'ws-landed')).toBe('');
+    // A mark alone is no workspace: not read, not listed.
+    expect(await dying.getByWorkspaceId('ws-new')).toBeUndefined();
+    expect((await dying.getAll()).map((entry) => entry.workspaceId).sort()).toEqual([
+      'ws-landed',
+      'ws-written',
+    ]);
+    const survivors = [(await replica(prefix, 'a')).store, (await replica(prefix, 'b')).store];
+    // Alive: nothing to claim.
+    expect(await claimAll(survivors)).toEqual([[], []]);
+    // Its connection gone (as a process killed), its heartbeat stops and expires.
+    client.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const claimed = await claimAll(survivors);
+    expect(claimed.flat().sort()).toEqual(['ws-new', 'ws-written']);
+    const owner = await markOf(prefix, 'ws-new');
+    expect(claimed[owner === 'a' ? 0 : 1]).toContain('ws-new');
+    // Claimed once: a second look finds nothing, and the survivor's own mark is not taken.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await claimAll(survivors)).toEqual([[], []]);
+  });
+
+  it('leaves the registry on close: what it still marks is claimable at once', async () => {
+    const prefix = `rec${++prefixes}:`;
+    const { store: leaving } = await replica(prefix, 'leaving');
+    const { store: survivor } = await replica(prefix, 'survivor');
+    await leaving.markPending(['ws-1']);
+    await leaving.close();
+    expect(await survivor.claimOrphans()).toEqual(['ws-1']);
+    expect(await markOf(prefix, 'ws-1')).toBe('survivor');
+  });
+
+  it('unmarks: its own marks only, and a hash that was nothing but a mark goes', async () => {
+    const prefix = `rec${++prefixes}:`;
+    const { store: one } = await replica(prefix, 'one');
+    const { store: two } = await replica(prefix, 'two');
+    await one.upsert('ws-known', { a: 1 }, 's');
+    await one.markPending(['ws-known', 'ws-unknown']);
+    await two.unmarkPending(['ws-known']);
+    expect(await markOf(prefix, 'ws-known')).toBe('one');
+    await one.unmarkPending(['ws-known', 'ws-unknown']);
+    expect(await markOf(prefix, 'ws-known')).toBe('');
+    expect(await markOf(prefix, 'ws-unknown')).toBeUndefined();
+    expect((await one.getByWorkspaceId('ws-known'))?.fields).toEqual({ a: 1 });
+    await one.close();
+    expect(await two.claimOrphans()).toEqual([]);
+  });
+
+  it('removes a marked workspace with its mark, telling the feed only of real workspaces', async () => {
+    const prefix = `rec${++prefixes}:`;
+    const { store } = await replica(prefix, 'r');
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) =>
+      seen.push(`${change.type} ${workspaceOf(change)}`),
+    );
+    await unsubscribe.ready;
+    await store.markPending(['ws-only-marked']);
+    await store.remove('ws-only-marked');
+    await store.upsert('ws-real', { a: 1 }, 's');
+    await store.remove('ws-real');
+    await eventually(() => expect(seen).toEqual(['upsert ws-real', 'remove ws-real']));
+    expect(await markOf(prefix, 'ws-only-marked')).toBeUndefined();
+    unsubscribe();
+  });
+
+  it.each([
+    [{ replicaId: '' }, /`replicaId` to be a non-empty string/],
+    [{ heartbeatMs: 0 }, /`heartbeatMs`/],
+    [
+      { heartbeatMs: 5000, replicaTimeoutMs: 5000 },
+      /`replicaTimeoutMs` to be more than heartbeatMs \(5000\)/,
+    ],
+  ])('refuses %j, naming it', async (options, message) => {
+    const client = await server.client();
+    expect(() => createRedisSnapshotStore(client, options)).toThrow(message);
+  });
+
+  it('refuses marks that are not an array of workspace ids', async () => {
+    const { store } = await freshStore();
+    await expect(store.markPending('ws-1' as never)).rejects.toThrow(
+      /`workspaceIds` to be an array/,
+    );
+    await expect(store.markPending([''])).rejects.toThrow(/`workspaceId`/);
   });
 });
 
@@ -552,6 +667,15 @@ describe('the rules redisAclRules gives', () => {
     expect((await store.getAll()).map((entry) => entry.workspaceId)).toEqual(['ws-1']);
     await eventually(() => expect(seen).toEqual(['upsert', 'upsert', 'remove']), 1000);
     unsubscribe();
+    // Crash recovery: a replica that marks and leaves, and a survivor that claims its marks.
+    const gone = createRedisSnapshotStore(
+      await server.client({ username: user, password: 'secret', db: 3 }),
+      { prefix, replicaId: `${user}-gone`, onError: () => {} },
+    );
+    await gone.markPending(['ws-3']);
+    await gone.close();
+    expect(await store.claimOrphans()).toEqual(['ws-3']);
+    await store.unmarkPending(['ws-3']);
     // In the database the client asked for, not silently in database 0.
     const database3 = await server.client({ db: 3 });
     expect(await database3.keys(`${prefix}{*}ws-1`)).toHaveLength(1);

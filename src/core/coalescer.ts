@@ -10,6 +10,7 @@ import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
 import { applyStaged, isPlainObject, mergeFields, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
+import { PendingMarks } from './pending-marks.js';
 import type { PendingPatch } from './pending-patch.js';
 import { Receipts, type SettledOutcome } from './receipts.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
@@ -73,6 +74,8 @@ export class EventCoalescer<F extends object = Fields> {
   readonly #guard: Guard<F>;
   readonly #deadlines: Deadlines<F>;
   readonly #lanes: WriteLanes<F>;
+  /** With a store that keeps marks for crash recovery. */
+  readonly #marks: PendingMarks | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   #warnedClosed = false;
@@ -88,6 +91,11 @@ export class EventCoalescer<F extends object = Fields> {
     this.#maxPending = options.maxPending;
     this.#leading = options.leading;
     this.#guard = new Guard(options.logger, options.onError, this.#counts);
+    const marks =
+      typeof store.markPending === 'function'
+        ? new PendingMarks(store as SnapshotStore<object>, options.logger)
+        : undefined;
+    this.#marks = marks;
     this.#lanes = new WriteLanes<F>({
       store,
       rule: options.retry,
@@ -100,6 +108,14 @@ export class EventCoalescer<F extends object = Fields> {
       counts: this.#counts,
       takePending: (workspaceId) => this.#deadlines.take(workspaceId),
       receipts: this.#receipts,
+      beforeCall: marks && (() => marks.flush()),
+      callEnded:
+        marks &&
+        ((workspaceId, skipped) => {
+          // The call may have cleared the mark: what the workspace still owes is marked again.
+          if (this.#outstanding(workspaceId).length > 0) marks.mark(workspaceId);
+          else if (skipped) marks.unmark(workspaceId);
+        }),
     });
     this.#deadlines = new Deadlines<F>(
       options.windowMs,
@@ -142,6 +158,8 @@ export class EventCoalescer<F extends object = Fields> {
       this.#deadlines.isQuiet(workspaceId, read?.windowMs) &&
       !this.#lanes.has(workspaceId);
     const deadlines = this.#deadlines;
+    const marks = this.#marks;
+    const pendingBefore = marks === undefined ? 0 : deadlines.size;
     // Without options, and while no patch has windows of its own, the quiet queue's O(1) path
     // serves the enqueue; `touchTimed` decides the rest.
     const patch =
@@ -155,6 +173,8 @@ export class EventCoalescer<F extends object = Fields> {
           );
     applyStaged(patch.fields, staged);
     this.#counts.enqueued++;
+    // A new pending patch: marked once, whatever follows it.
+    if (marks !== undefined && deadlines.size > pendingBefore) marks.mark(workspaceId);
     if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
     if (read?.immediate === true) this.#flushNow(workspaceId);
     // Written now: the first event after a quiet spell (leading edge), or a patch whose

@@ -37,6 +37,20 @@ export interface SnapshotStore<F extends object = Fields> {
   getByWorkspaceId(workspaceId: string, call?: StoreCallOptions): MaybePromise<unknown>;
   /** Deletes the workspace's entry. */
   remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): MaybePromise<unknown>;
+  /**
+   * Optional, for recovery after a crash: marks workspaces that have a patch pending in this
+   * process, so that a surviving replica re-reads them if this one dies. The coalescer calls
+   * it once per turn of the event loop, before that turn's writes. A store that has it
+   * clears a workspace's mark in the write that lands its patch (and in its removal).
+   */
+  markPending?(workspaceIds: readonly string[]): MaybePromise<unknown>;
+  /** Optional, with `markPending`: the workspaces' patches will not be written (skipped). */
+  unmarkPending?(workspaceIds: readonly string[]): MaybePromise<unknown>;
+  /**
+   * Optional, for `collector.recover()`: the workspaces marked by replicas that are gone,
+   * each marked as this replica's instead, so that exactly one survivor re-reads it.
+   */
+  claimOrphans?(): MaybePromise<readonly string[]>;
 }
 
 /** One workspace's entry, as `getByWorkspaceId`, `getAll` and change events give it (read-only). */

@@ -43,6 +43,10 @@ export interface LaneSettings<F extends object> {
   readonly takePending: (workspaceId: string) => PendingPatch<F> | undefined;
   /** Who waits for which patch (see `Receipts`). */
   readonly receipts: Receipts<F>;
+  /** Before each store call: marks this turn made go first (see `PendingMarks`). */
+  readonly beforeCall: (() => void) | undefined;
+  /** After each store call: `skipped` when the patch was not written (unknown workspace). */
+  readonly callEnded: ((workspaceId: string, skipped: boolean) => void) | undefined;
 }
 
 /** What the lanes give each lane: the settings, and the turns. */
@@ -198,6 +202,7 @@ export class WriteLane<F extends object> {
 
   /** Called by the lanes when the lane's turn comes: makes its next store call. */
   start(): void {
+    this.#settings.beforeCall?.();
     const removal = this.#removal;
     if (removal !== undefined) {
       this.#begin();
@@ -384,7 +389,10 @@ export class WriteLane<F extends object> {
         this.#writing = undefined;
         this.#settings.receipts.landed(call.patch, true);
         this.#skipped(call.patch);
-        break;
+        this.#resetFailures();
+        host.recovered(this);
+        this.#afterCall(true);
+        return;
     }
     this.#resetFailures();
     host.recovered(this);
@@ -478,6 +486,7 @@ export class WriteLane<F extends object> {
       { operation, workspaceId: this.workspaceId, err: error, attempt: failures },
       'event-coalescer: store call failed; retrying',
     );
+    this.#settings.callEnded?.(this.workspaceId, false);
     host.released(this);
     if (host.waits(this)) return;
     this.#state = 'backoff';
@@ -492,7 +501,8 @@ export class WriteLane<F extends object> {
   }
 
   /** After a call ended: the next one, or rest. */
-  #afterCall(): void {
+  #afterCall(skipped = false): void {
+    this.#settings.callEnded?.(this.workspaceId, skipped);
     const host = this.#host;
     host.released(this);
     if (this.#removal !== undefined || this.#next !== undefined) host.admit(this);

@@ -196,22 +196,23 @@ export function scriptRunner(
   };
 
   /**
-   * EVALSHA, loading the script with EVAL the first time Redis does not know it. While the
-   * client is not connected it fails at once instead of waiting in ioredis's offline queue:
-   * a write the coalescer gave up must not land later, so its retry rule owns every outcome.
+   * EVALSHA (the first `keys` of `keysAndArgs` are keys), loading the script with EVAL the
+   * first time Redis does not know it. While the client is not connected it fails at once
+   * instead of waiting in ioredis's offline queue: a write the coalescer gave up must not
+   * land later, so its retry rule owns every outcome.
    */
-  const run = async (script: RedisScript, keysAndArgs: string[]) => {
+  const run = async (script: RedisScript, keysAndArgs: string[], keys = script.keys) => {
     assertReady();
     try {
       if (waitCount > 0 && script.writes) return await runAndWait(script, keysAndArgs);
       try {
-        return await tracked(() => client.evalsha(script.sha, script.keys, keysAndArgs));
+        return await tracked(() => client.evalsha(script.sha, keys, keysAndArgs));
       } catch (error) {
         if (!isNoScript(error)) throw error;
-        return await tracked(() => client.eval(script.source, script.keys, keysAndArgs));
+        return await tracked(() => client.eval(script.source, keys, keysAndArgs));
       }
     } catch (error) {
-      throw refusal(error, script.operation, keysAndArgs.slice(0, script.keys));
+      throw refusal(error, script.operation, keysAndArgs.slice(0, Math.min(keys, 3)));
     }
   };
 

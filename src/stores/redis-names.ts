@@ -205,6 +205,14 @@ export function redisAclRules(
     '+xrevrange',
     '+xinfo|stream',
     '+exists',
+    // Crash recovery: marks, their index, the registry of replicas and its clock.
+    '+hget',
+    '+hdel',
+    '+zadd',
+    '+zrangebyscore',
+    '+zremrangebyscore',
+    '+zrem',
+    '+time',
     // Reads and the change feed.
     '+hgetall',
     '+scan',

@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto';
 // the shard's hash tag, so each script touches one slot of a cluster.
 //
 // An upsert costs Redis six commands up to about 2,000 fields (1,000 with timestamps): the
-// script, the tombstone check (with a timestamp), one HMGET of the version, values and
-// stamps, one HSET of what changed, one XADD of what changed to the shard's stream, and one
+// script, the tombstone check (with a timestamp), one HMGET of the version, crash-recovery
+// mark, values and stamps, one HSET of what changed (and of the mark, cleared), one XADD of what changed to the shard's stream, and one
 // PUBLISH of the shard's number, a wake-up. Longer argument lists go in chunks of 4,000, one
 // command each: Lua's unpack takes 8,000 values at most.
 const UPSERT_SOURCE = `
@@ -31,14 +31,16 @@ local function each(command, list)
   end
   return out
 end
-local names = {'version'}
+local names = {'version', 'pending'}
 for i = 8, #ARGV, 2 do
   names[#names + 1] = 'f:' .. ARGV[i]
   if stamped then names[#names + 1] = 't:' .. ARGV[i] end
 end
 local current = each('HMGET', names)
 local writes, changed = {}, {}
-local at = 2
+-- The write that lands the patch clears its crash-recovery mark, in the same HSET.
+if current[2] and current[2] ~= '' then writes[1] = 'pending'; writes[2] = '' end
+local at = 3
 for i = 8, #ARGV, 2 do
   local name, value = ARGV[i], ARGV[i + 1]
   local newer = true
@@ -82,6 +84,10 @@ end
 local entry = redis.call('HGETALL', key)
 if #entry == 0 then return 0 end
 redis.call('DEL', key)
+-- A hash with only a crash-recovery mark is no workspace yet: nothing to tell the feed.
+local known = false
+for i = 1, #entry, 2 do if entry[i] == 'version' then known = true end end
+if not known then return 0 end
 redis.call('XADD', feed, 'MAXLEN', '~', feedLength, '*', 'c', cjson.encode({'remove', id, entry}))
 redis.call('PUBLISH', channel, shard)
 return 1
@@ -111,6 +117,95 @@ table.remove(entries, 1)
 return {1, entries}
 `;
 
+// Crash recovery. A replica marks a workspace whose patch it holds with its id: the field
+// `pending` of the workspace's hash, which the write that lands the patch clears, and the
+// shard's index of marks (a hash: escaped id → replica), which survivors read. The index is
+// cleaned by its replica after the writes land, so it holds about what is pending.
+const MARK_SOURCE = `
+local index, replica = KEYS[1], ARGV[1]
+local entries = {}
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], 'pending', replica)
+  entries[#entries + 1] = ARGV[i]; entries[#entries + 1] = replica
+end
+for s = 1, #entries, 4000 do
+  redis.call('HSET', index, unpack(entries, s, math.min(s + 3999, #entries)))
+end
+return 1
+`;
+
+// Marks a replica no longer needs: 'unmark' clears its own marks (a patch that will not be
+// written; a hash with nothing but the mark goes), 'landed' forgets index entries of
+// workspaces whose writes cleared their marks, unless marked again since.
+const SETTLE_SOURCE = `
+local index, replica, mode = KEYS[1], ARGV[1], ARGV[2]
+for i = 2, #KEYS do
+  local current = redis.call('HMGET', KEYS[i], 'pending', 'version')
+  local own = current[1] == replica
+  if own and mode == 'unmark' then
+    if current[2] then redis.call('HSET', KEYS[i], 'pending', '') else redis.call('DEL', KEYS[i]) end
+  end
+  if (mode == 'unmark' or not own) and redis.call('HGET', index, ARGV[i + 1]) == replica then
+    redis.call('HDEL', index, ARGV[i + 1])
+  end
+end
+return 1
+`;
+
+// A replica's heartbeat: its id in the registry (a sorted set), scored with when it expires
+// by Redis's clock, so that replicas' clocks do not matter. Replicas gone for a day are
+// forgotten: their marks were claimed long before.
+const HEARTBEAT_SOURCE = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400000)
+return 1
+`;
+
+// The replicas whose heartbeat has expired, this one aside.
+const EXPIRED_SOURCE = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local others = {}
+for _, replica in ipairs(expired) do
+  if replica ~= ARGV[1] then others[#others + 1] = replica end
+end
+return others
+`;
+
+// Claims a shard's marks left by expired replicas: each mark still in its workspace's hash
+// becomes this replica's (so exactly one survivor re-reads it), a stale index entry goes.
+// The hashes' keys are built here from the index (the shard's tag), all in its slot.
+const CLAIM_SOURCE = `
+local index, replica, base = KEYS[1], ARGV[1], ARGV[2]
+local expired = {}
+for i = 3, #ARGV do expired[ARGV[i]] = true end
+local marks = redis.call('HGETALL', index)
+local claimed = {}
+for i = 1, #marks, 2 do
+  local tag, owner = marks[i], marks[i + 1]
+  if expired[owner] then
+    local key = base .. tag
+    if redis.call('HGET', key, 'pending') == owner then
+      redis.call('HSET', key, 'pending', replica)
+      redis.call('HSET', index, tag, replica)
+      claimed[#claimed + 1] = tag
+    else
+      redis.call('HDEL', index, tag)
+    end
+  end
+end
+return claimed
+`;
+
+// Forgets expired replicas whose marks every shard gave up.
+const FORGET_SOURCE = `
+for i = 1, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
+return 1
+`;
+
 // The position of a feed shard's last entry, '0-0' for a shard with none yet.
 const FEED_END_SOURCE = `
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
@@ -121,7 +216,7 @@ return last[1][1]
 /** A script as the store sends it: by SHA1 (EVALSHA), in full once Redis does not know it. */
 export interface RedisScript {
   /** What it does, as errors name it. */
-  readonly operation: 'upsert' | 'remove' | 'feed';
+  readonly operation: 'upsert' | 'remove' | 'feed' | 'recovery';
   readonly source: string;
   readonly sha: string;
   /** How many of its arguments are keys. */
@@ -139,13 +234,19 @@ const script = (
   source,
   sha: createHash('sha1').update(source).digest('hex'),
   keys,
-  writes: operation !== 'feed',
+  writes: operation === 'upsert' || operation === 'remove',
 });
 
 export const UPSERT = script('upsert', 3, UPSERT_SOURCE);
 export const REMOVE = script('remove', 3, REMOVE_SOURCE);
 export const FEED_READ = script('feed', 1, FEED_READ_SOURCE);
 export const FEED_END = script('feed', 1, FEED_END_SOURCE);
+export const MARK = script('recovery', 0, MARK_SOURCE);
+export const SETTLE = script('recovery', 0, SETTLE_SOURCE);
+export const HEARTBEAT = script('recovery', 1, HEARTBEAT_SOURCE);
+export const EXPIRED = script('recovery', 1, EXPIRED_SOURCE);
+export const CLAIM = script('recovery', 1, CLAIM_SOURCE);
+export const FORGET = script('recovery', 1, FORGET_SOURCE);
 
 /** Redis does not know the script yet: it is sent in full once. */
 export const isNoScript = (error: unknown): boolean =>

@@ -24,6 +24,7 @@ import {
   shardTags,
   storeNames,
 } from './redis-names.js';
+import { RedisRecovery } from './redis-recovery.js';
 import { FEED_END, FEED_READ, REMOVE, UPSERT } from './redis-scripts.js';
 import { storeErrorHandler } from './report.js';
 import { sinceOption } from './subscribe-options.js';
@@ -81,6 +82,21 @@ export interface RedisStoreOptions {
   /** Where reports go without an `onError`: the host's logger (`pino`, `console`). */
   logger?: Partial<Logger>;
   /**
+   * This replica's name in the registry of replicas, for crash recovery: unique per process.
+   * @default a random id with the process id
+   */
+  replicaId?: string;
+  /**
+   * How often a replica whose coalescer marks pending patches renews its heartbeat.
+   * @default 2000
+   */
+  heartbeatMs?: number;
+  /**
+   * A replica whose heartbeat is this much overdue counts as gone: survivors claim its marks.
+   * @default 10000
+   */
+  replicaTimeoutMs?: number;
+  /**
    * Durability across a failover: a write counts as done only once this many replicas of its
    * master acknowledged it (`WAIT`, pipelined with the script to the same node); fewer within
    * `timeoutMs` is a failure the coalescer retries. Without it, a write acknowledged by a master
@@ -120,6 +136,20 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
   ): (() => void) & { ready: Promise<void> };
   /** The feed's position now (its end): a subscriber with it as `since` misses nothing after it. */
   position(): Promise<string>;
+  /**
+   * Marks workspaces whose patches this replica's coalescer holds (the coalescer calls it);
+   * the write that lands a patch clears its mark. Starts this replica's heartbeat.
+   */
+  markPending(workspaceIds: readonly string[]): Promise<void>;
+  /** Clears this replica's marks of workspaces whose patches will not be written. */
+  unmarkPending(workspaceIds: readonly string[]): Promise<void>;
+  /**
+   * The workspaces marked by replicas whose heartbeat expired, each claimed for this replica
+   * (exactly one survivor gets it): re-read them, and write or unmark them.
+   */
+  claimOrphans(): Promise<string[]>;
+  /** This replica's id in the registry. */
+  readonly replicaId: string;
   /** Closes the change-feed connection the store opened; the client stays the caller's. */
   close(): Promise<void>;
 }
@@ -132,6 +162,9 @@ const REDIS_STORE_OPTIONS = [
   'channel',
   'feedShards',
   'feedLength',
+  'replicaId',
+  'heartbeatMs',
+  'replicaTimeoutMs',
   'onError',
   'logger',
   'waitForReplicas',
@@ -181,6 +214,22 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const feedLength = numberOption('feedLength', options.feedLength, 10_000, 'count');
   const shardLength = String(Math.ceil(feedLength / feedShards));
   const report = storeErrorHandler(options.onError, options.logger);
+  const replicaId = options.replicaId ?? randomReplicaId();
+  if (typeof replicaId !== 'string' || replicaId === '') {
+    throw new TypeError(expected('replicaId', 'a non-empty string', replicaId));
+  }
+  const heartbeatMs = numberOption('heartbeatMs', options.heartbeatMs, 2000, 'count');
+  const replicaTimeoutMs = numberOption(
+    'replicaTimeoutMs',
+    options.replicaTimeoutMs,
+    10_000,
+    'count',
+  );
+  if (replicaTimeoutMs <= heartbeatMs) {
+    throw new RangeError(
+      expected('replicaTimeoutMs', `more than heartbeatMs (${heartbeatMs})`, replicaTimeoutMs),
+    );
+  }
   const waitFor = options.waitForReplicas;
   if (waitFor !== undefined && !isPlainObject(waitFor)) {
     throw new TypeError(expected('waitForReplicas', 'an object', waitFor));
@@ -207,6 +256,22 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     return { shard, hash: `${prefix}${tag}`, tombstone: `${tombstonePrefix}${tag}` };
   };
   const workspaceOf = (key: string): string => idOfTag(key.slice(key.indexOf('}') + 1));
+  const recovery = new RedisRecovery({
+    replicaId,
+    heartbeatMs,
+    replicaTimeoutMs,
+    registryKey: `${prefix}{replicas}`,
+    shards: feedShards,
+    locate(workspaceId) {
+      const { shard, hash } = keysOf(workspaceId);
+      return { shard, hash, tag: hashTag(workspaceId) };
+    },
+    indexKey: (shard) => `${tombstonePrefix}{${tags[shard]}}`,
+    hashBase: (shard) => shardKey(shard),
+    idOfTag,
+    run: (script, keysAndArgs, keys) => run(script, keysAndArgs, keys),
+    report,
+  });
   const isCluster = typeof client.nodes === 'function';
 
   const { run, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
@@ -288,6 +353,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         if (value !== undefined) keysAndArgs.push(name, encodeField(name, value));
       }
       await run(UPSERT, keysAndArgs);
+      recovery.landed(workspaceId);
     },
 
     async getByWorkspaceId(workspaceId, call) {
@@ -314,6 +380,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         String(keys.shard),
         shardLength,
       ]);
+      recovery.landed(workspaceId);
     },
 
     async getAll() {
@@ -352,9 +419,36 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       return (await Promise.all(ends)).map((end) => encodePart(String(end))).join('_');
     },
 
+    replicaId,
+
+    async markPending(workspaceIds) {
+      await recovery.mark(checkIds(workspaceIds));
+    },
+
+    async unmarkPending(workspaceIds) {
+      await recovery.unmark(checkIds(workspaceIds));
+    },
+
+    claimOrphans: () => recovery.claimOrphans(),
+
     async close() {
       releasePrefixes();
-      await feed.close();
+      await Promise.all([feed.close(), recovery.close()]);
     },
   };
+}
+
+/** A replica id unique enough among a deployment's processes: random, with the process id. */
+function randomReplicaId(): string {
+  const pid = (globalThis as { process?: { pid?: number } }).process?.pid ?? 0;
+  return `${Math.floor(Math.random() * 2 ** 40).toString(36)}-${pid}`;
+}
+
+/** Workspace ids, each a non-empty string. */
+function checkIds(workspaceIds: readonly string[]): readonly string[] {
+  if (!Array.isArray(workspaceIds)) {
+    throw new TypeError(expected('workspaceIds', 'an array of workspace ids', workspaceIds));
+  }
+  for (const id of workspaceIds) assertWorkspaceId(id);
+  return workspaceIds;
 }
