@@ -1,5 +1,11 @@
 import { EventCoalescer } from '../core/coalescer.js';
-import { assertKnownKeys, assertWorkspaceId, describePayload, expected } from '../core/describe.js';
+import {
+  assertKnownKeys,
+  assertWorkspaceId,
+  describePayload,
+  expected,
+  numberOption,
+} from '../core/describe.js';
 import { adopt, whenSettled } from '../core/guard.js';
 import { isPlainObject } from '../core/merge.js';
 import { COALESCER_OPTIONS } from '../core/options.js';
@@ -9,11 +15,13 @@ import type {
   CoalescerStats,
   EnqueueOptions,
   Fields,
+  MaybePromise,
   Patch,
   SnapshotStore,
 } from '../core/types.js';
 import { checkSource, EMITTER_SHAPES, isRefreshSource } from './check-source.js';
 import { subscribe } from './emitter-adapter.js';
+import { Recovery } from './recovery.js';
 import { groupRefreshSources, type RefreshGroup } from './refresh-groups.js';
 import { RefreshRunner } from './refresh-runner.js';
 import {
@@ -30,6 +38,17 @@ export interface CollectorDeps<F extends object = Fields> extends CoalescerOptio
   sources: readonly Source<F>[];
   /** Aborting it stops the collector. */
   signal?: AbortSignal;
+  /**
+   * Receives the workspaces a replica that is gone had pending (with a store that keeps marks,
+   * see `recover()`), instead of the refresh sources: re-read them and enqueue what they hold.
+   */
+  onOrphans?: (workspaceIds: readonly string[]) => MaybePromise<unknown>;
+  /**
+   * How often the collector looks for workspaces that replicas now gone had pending, besides
+   * at start; `Infinity` looks only at start and on `recover()`.
+   * @default 10000
+   */
+  recoverEveryMs?: number;
 }
 
 /** A running collector: subscribed to its sources until stopped. */
@@ -47,6 +66,13 @@ export interface EventCollector<F extends object = Fields> {
    * single flight, retries and removal guard as events. Resolves when they have settled.
    */
   refresh(workspaceIds: Iterable<string>): Promise<void>;
+  /**
+   * With a store that keeps marks (the Redis store): claims the workspaces that replicas
+   * whose heartbeat expired had pending, and re-reads them through the refresh sources (or
+   * `onOrphans`). Runs at start and every `recoverEveryMs` by itself. Resolves with the
+   * workspaces it re-read; never rejects.
+   */
+  recover(): Promise<string[]>;
   /** The coalescer's counters (see `EventCoalescer.stats`). */
   stats(): CoalescerStats;
   /** Writes the workspace's pending patch now; resolves when its store calls have settled. */
@@ -89,7 +115,14 @@ export function createEventCollector<F extends object = Fields>(
 }
 
 /** Every key `CollectorDeps` has: the coalescer's options and the collector's own. */
-const COLLECTOR_DEPS = [...COALESCER_OPTIONS, 'store', 'sources', 'signal'];
+const COLLECTOR_DEPS = [
+  ...COALESCER_OPTIONS,
+  'store',
+  'sources',
+  'signal',
+  'onOrphans',
+  'recoverEveryMs',
+];
 
 /**
  * Creates a collector; `beforeSubscribe` runs once everything is checked and before any
@@ -101,7 +134,11 @@ export function openCollector<F extends object = Fields>(
 ): EventCollector<F> {
   if (!isPlainObject(deps)) throw new TypeError(expected('deps', 'an object', deps));
   assertKnownKeys('deps', deps, COLLECTOR_DEPS);
-  const { store, sources, signal, ...options } = deps;
+  const { store, sources, signal, onOrphans, recoverEveryMs, ...options } = deps;
+  if (onOrphans !== undefined && typeof onOrphans !== 'function') {
+    throw new TypeError(expected('onOrphans', 'a function', onOrphans));
+  }
+  const everyMs = numberOption('recoverEveryMs', recoverEveryMs, 10_000, 'countOrInfinity');
   if (!Array.isArray(sources)) throw new TypeError(expected('sources', 'an array', sources));
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(expected('signal', 'an AbortSignal', signal));
@@ -312,6 +349,25 @@ export function openCollector<F extends object = Fields>(
     void collector.stop();
   };
 
+  const refreshAll = (workspaceIds: Iterable<string>): Promise<void> => {
+    const runs: Promise<void>[] = [];
+    for (const workspaceId of workspaceIds) {
+      for (const runner of runners) {
+        runner.signal(workspaceId);
+        runs.push(runner.settled(workspaceId));
+      }
+    }
+    return Promise.all(runs).then(() => undefined);
+  };
+  const recovery = new Recovery<F>({
+    store,
+    coalescer,
+    logger,
+    refresh: runners.length > 0 ? refreshAll : undefined,
+    onOrphans,
+    everyMs,
+  });
+
   const collector: EventCollector<F> = {
     coalescer,
     remove(workspaceId) {
@@ -325,15 +381,9 @@ export function openCollector<F extends object = Fields>(
       const ids = [...workspaceIds];
       ids.forEach(assertWorkspaceId);
       if (stopped) return Promise.resolve();
-      const runs: Promise<void>[] = [];
-      for (const workspaceId of ids) {
-        for (const runner of runners) {
-          runner.signal(workspaceId);
-          runs.push(runner.settled(workspaceId));
-        }
-      }
-      return Promise.all(runs).then(() => undefined);
+      return refreshAll(ids);
     },
+    recover: () => recovery.recover(),
     stats: () => coalescer.stats(),
     flush: (workspaceId) => coalescer.flush(workspaceId),
     flushAll: () => coalescer.flushAll(),
@@ -343,6 +393,7 @@ export function openCollector<F extends object = Fields>(
     stop() {
       if (stopping === undefined) {
         stopped = true;
+        recovery.stop();
         detachAll();
         signal?.removeEventListener('abort', onAbort);
         for (const runner of runners) runner.cancelAll();
@@ -356,6 +407,9 @@ export function openCollector<F extends object = Fields>(
   };
 
   if (signal?.aborted) void collector.stop();
-  else signal?.addEventListener('abort', onAbort, { once: true });
+  else {
+    signal?.addEventListener('abort', onAbort, { once: true });
+    recovery.start();
+  }
   return collector;
 }
