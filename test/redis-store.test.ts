@@ -435,7 +435,8 @@ describe('crash recovery in the Redis store', () => {
   });
 
   it.each([
-    [{ replicaId: '' }, /`replicaId` to be a non-empty string/],
+    [{ replicaId: '' }, /`replicaId` to be a non-empty string without commas/],
+    [{ replicaId: 'a,b' }, /`replicaId`/],
     [{ heartbeatMs: 0 }, /`heartbeatMs`/],
     [
       { heartbeatMs: 5000, replicaTimeoutMs: 5000 },

@@ -68,6 +68,64 @@ describe('two replicas on one Redis', () => {
   }, 60_000);
 });
 
+describe('a replica killed in the middle of a burst', () => {
+  it("leaves its pending patches to a survivor, which re-reads them: the snapshot equals the domain's state", async () => {
+    // With refresh sources that read the domain's truth, as a host's reconciliation does.
+    const prefix = 'crash:';
+    const workspaces = Array.from({ length: 40 }, (_, i) => `ws-${i}`);
+    const dying = spawnFixture('crashing-replica.ts', [server.url, prefix, 'dying']);
+    const survivor = spawnFixture('crashing-replica.ts', [server.url, prefix, 'survivor']);
+    await Promise.all([dying.next('ready'), survivor.next('ready')]);
+    // Overlapping workspaces, each replica its own field, two rounds each.
+    for (const round of [1, 2]) {
+      const bursts = [dying.next('burst-done'), survivor.next('burst-done')];
+      dying.send({ type: 'burst', workspaces: workspaces.slice(0, 30), field: 'a', round });
+      survivor.send({ type: 'burst', workspaces: workspaces.slice(10), field: 'b', round });
+      const [ofDying] = await Promise.all(bursts);
+      expect(ofDying?.pending).toBe(30);
+    }
+    // A third burst, SIGKILLed after 15 of its 30 workspaces, with 30 patches pending (a window
+    // of 5 s): nothing of them was written.
+    const exited = new Promise((resolve) => dying.child.once('exit', resolve));
+    dying.send({
+      type: 'burst',
+      workspaces: workspaces.slice(0, 30),
+      field: 'a',
+      round: 3,
+      killAfter: 15,
+    });
+    await exited;
+    const client = await server.client();
+    const reader = createRedisSnapshotStore(client, { prefix });
+    expect(await reader.getAll()).toEqual([]);
+    // Its heartbeat expires (500 ms); the survivor recovers and writes what it holds.
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    const recovered = survivor.next('recovered');
+    survivor.send({ type: 'recover' });
+
+    expect(((await recovered).recovered as string[]).sort()).toEqual(
+      workspaces.slice(0, 30).sort(),
+    );
+    const truth = Object.fromEntries(
+      await Promise.all(
+        workspaces.map(async (id) => [id, await client.hgetall(`truth:${prefix}${id}`)] as const),
+      ),
+    );
+    const snapshot = Object.fromEntries(
+      (await reader.getAll()).map((entry) => [entry.workspaceId, entry.fields]),
+    );
+    expect(snapshot).toEqual(truth);
+    expect(snapshot['ws-0']).toEqual({ a: 'dying-3' });
+    expect(snapshot['ws-14']).toEqual({ a: 'dying-3', b: 'survivor-2' });
+    expect(snapshot['ws-15']).toEqual({ a: 'dying-2', b: 'survivor-2' });
+    const stopped = survivor.next('stopped');
+    survivor.send({ type: 'stop' });
+    await stopped;
+    await reader.close();
+    client.disconnect();
+  }, 60_000);
+});
+
 describe('the demo against Redis (npm start -- --redis URL)', () => {
   it('keeps the snapshot in Redis and exits 0 with a summary', async () => {
     const { stdout } = await promisify(execFile)(

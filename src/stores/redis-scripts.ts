@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 const UPSERT_SOURCE = `
 local key, tomb, feed = KEYS[1], KEYS[2], KEYS[3]
 local id, source, ts, now, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local shard, feedLength = ARGV[6], ARGV[7]
+local shard, feedLength, replica = ARGV[6], ARGV[7], ARGV[8]
 local stamped = ts ~= ''
 if stamped then
   local removedAt = redis.call('GET', tomb)
@@ -32,16 +32,21 @@ local function each(command, list)
   return out
 end
 local names = {'version', 'pending'}
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   names[#names + 1] = 'f:' .. ARGV[i]
   if stamped then names[#names + 1] = 't:' .. ARGV[i] end
 end
 local current = each('HMGET', names)
 local writes, changed = {}, {}
--- The write that lands the patch clears its crash-recovery mark, in the same HSET.
-if current[2] and current[2] ~= '' then writes[1] = 'pending'; writes[2] = '' end
+-- The write that lands the patch clears its replica's crash-recovery mark, in the same HSET.
+local marks = current[2]
+if marks and (',' .. marks .. ','):find(',' .. replica .. ',', 1, true) then
+  local others = {}
+  for other in marks:gmatch('[^,]+') do if other ~= replica then others[#others + 1] = other end end
+  writes[1] = 'pending'; writes[2] = table.concat(others, ',')
+end
 local at = 3
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   local name, value = ARGV[i], ARGV[i + 1]
   local newer = true
   if stamped then
@@ -117,36 +122,57 @@ table.remove(entries, 1)
 return {1, entries}
 `;
 
-// Crash recovery. A replica marks a workspace whose patch it holds with its id: the field
-// `pending` of the workspace's hash, which the write that lands the patch clears, and the
-// shard's index of marks (a hash: escaped id → replica), which survivors read. The index is
-// cleaned by its replica after the writes land, so it holds about what is pending.
-const MARK_SOURCE = `
-local index, replica = KEYS[1], ARGV[1]
-local entries = {}
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], 'pending', replica)
-  entries[#entries + 1] = ARGV[i]; entries[#entries + 1] = replica
+// Crash recovery. A replica marks a workspace whose patch it holds: its id joins the list in
+// the field `pending` of the workspace's hash (several replicas may hold patches of one
+// workspace), which the write that lands its patch takes it out of, and the list of the
+// workspace in the shard's index of marks (a hash: escaped id → replicas), which survivors
+// read. The index is cleaned by its replicas after their writes land, so it holds about what
+// is pending. Replica lists are comma-separated ids.
+const LISTS = `
+local function has(list, id)
+  return list ~= nil and list ~= false and (',' .. list .. ','):find(',' .. id .. ',', 1, true) ~= nil
 end
-for s = 1, #entries, 4000 do
-  redis.call('HSET', index, unpack(entries, s, math.min(s + 3999, #entries)))
+local function without(list, id)
+  local out = {}
+  if list then for other in list:gmatch('[^,]+') do if other ~= id then out[#out + 1] = other end end end
+  return table.concat(out, ',')
+end
+local function with(list, id)
+  if not list or list == '' then return id end
+  if has(list, id) then return list end
+  return list .. ',' .. id
+end
+local function store(key, field, list)
+  if list == '' then redis.call('HDEL', key, field) else redis.call('HSET', key, field, list) end
+end
+`;
+
+const MARK_SOURCE = `${LISTS}
+local index, replica = KEYS[1], ARGV[1]
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], 'pending', with(redis.call('HGET', KEYS[i], 'pending'), replica))
+  store(index, ARGV[i], with(redis.call('HGET', index, ARGV[i]), replica))
 end
 return 1
 `;
 
-// Marks a replica no longer needs: 'unmark' clears its own marks (a patch that will not be
-// written; a hash with nothing but the mark goes), 'landed' forgets index entries of
-// workspaces whose writes cleared their marks, unless marked again since.
-const SETTLE_SOURCE = `
+// Marks a replica no longer needs: 'unmark' takes its own marks out (patches that will not
+// be written; a hash with nothing but marks goes when none is left), 'landed' forgets index
+// entries of workspaces whose writes took its marks out, unless marked again since.
+const SETTLE_SOURCE = `${LISTS}
 local index, replica, mode = KEYS[1], ARGV[1], ARGV[2]
 for i = 2, #KEYS do
   local current = redis.call('HMGET', KEYS[i], 'pending', 'version')
-  local own = current[1] == replica
+  local own = has(current[1], replica)
   if own and mode == 'unmark' then
-    if current[2] then redis.call('HSET', KEYS[i], 'pending', '') else redis.call('DEL', KEYS[i]) end
+    local others = without(current[1], replica)
+    if current[2] or others ~= '' then redis.call('HSET', KEYS[i], 'pending', others)
+    else redis.call('DEL', KEYS[i]) end
   end
-  if (mode == 'unmark' or not own) and redis.call('HGET', index, ARGV[i + 1]) == replica then
-    redis.call('HDEL', index, ARGV[i + 1])
+  if mode == 'unmark' or not own then
+    local tag = ARGV[i + 1]
+    local listed = redis.call('HGET', index, tag)
+    if has(listed, replica) then store(index, tag, without(listed, replica)) end
   end
 end
 return 1
@@ -175,27 +201,33 @@ end
 return others
 `;
 
-// Claims a shard's marks left by expired replicas: each mark still in its workspace's hash
+// Claims a shard's marks left by expired replicas: each one still in its workspace's hash
 // becomes this replica's (so exactly one survivor re-reads it), a stale index entry goes.
 // The hashes' keys are built here from the index (the shard's tag), all in its slot.
-const CLAIM_SOURCE = `
+const CLAIM_SOURCE = `${LISTS}
 local index, replica, base = KEYS[1], ARGV[1], ARGV[2]
 local expired = {}
 for i = 3, #ARGV do expired[ARGV[i]] = true end
-local marks = redis.call('HGETALL', index)
+local entries = redis.call('HGETALL', index)
 local claimed = {}
-for i = 1, #marks, 2 do
-  local tag, owner = marks[i], marks[i + 1]
-  if expired[owner] then
-    local key = base .. tag
-    if redis.call('HGET', key, 'pending') == owner then
-      redis.call('HSET', key, 'pending', replica)
-      redis.call('HSET', index, tag, replica)
-      claimed[#claimed + 1] = tag
-    else
-      redis.call('HDEL', index, tag)
+for i = 1, #entries, 2 do
+  local tag, listed = entries[i], entries[i + 1]
+  local key, kept, found = base .. tag, listed, false
+  for owner in listed:gmatch('[^,]+') do
+    if expired[owner] then
+      kept = without(kept, owner)
+      local marks = redis.call('HGET', key, 'pending')
+      if has(marks, owner) then
+        redis.call('HSET', key, 'pending', with(without(marks, owner), replica))
+        found = true
+      end
     end
   end
+  if found then
+    kept = with(kept, replica)
+    claimed[#claimed + 1] = tag
+  end
+  if kept ~= listed then store(index, tag, kept) end
 end
 return claimed
 `;

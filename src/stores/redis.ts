@@ -215,8 +215,10 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const shardLength = String(Math.ceil(feedLength / feedShards));
   const report = storeErrorHandler(options.onError, options.logger);
   const replicaId = options.replicaId ?? randomReplicaId();
-  if (typeof replicaId !== 'string' || replicaId === '') {
-    throw new TypeError(expected('replicaId', 'a non-empty string', replicaId));
+  if (typeof replicaId !== 'string' || !/^[^,\s]+$/.test(replicaId)) {
+    throw new TypeError(
+      expected('replicaId', 'a non-empty string without commas or spaces', replicaId),
+    );
   }
   const heartbeatMs = numberOption('heartbeatMs', options.heartbeatMs, 2000, 'count');
   const replicaTimeoutMs = numberOption(
@@ -347,6 +349,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         channel,
         String(keys.shard),
         shardLength,
+        replicaId,
       ];
       // Every value is encoded before anything is sent: a refused one writes nothing.
       for (const [name, value] of Object.entries(fields as Record<string, unknown>)) {

@@ -379,7 +379,7 @@ function describeFeedContract(
       const seen: SnapshotChange[] = [];
       const unsubscribe = store.subscribe((change) => seen.push(change), { since: position });
       await unsubscribe.ready;
-      await eventually(() => expect(seenOf(seen)).toEqual(['ws-1@2', 'ws-2@1']));
+      await eventually(() => expect(seenOf(seen).sort()).toEqual(['ws-1@2', 'ws-2@1']));
       unsubscribe();
     });
 
