@@ -54,6 +54,29 @@ describe('the change feed on a cluster', () => {
     () => cluster.everyNode('CLIENT', 'KILL', 'TYPE', 'pubsub'),
   );
 
+  it('marks, and claims the marks of a replica that is gone, across every master', async () => {
+    const prefix = `c${++prefixes}:`;
+    const replica = async (replicaId: string) => {
+      const store = createRedisSnapshotStore(await cluster.client(), {
+        prefix,
+        replicaId,
+        heartbeatMs: 50,
+        replicaTimeoutMs: 200,
+      });
+      stores.push(store);
+      return store;
+    };
+    const [gone, survivor] = [await replica('gone'), await replica('survivor')];
+    const ids = Array.from({ length: 60 }, (_, i) => `ws-${i}`);
+    await gone.markPending(ids);
+    await survivor.markPending(ids.slice(0, 10));
+    await gone.upsert('ws-0', { a: 1 }, 's');
+    await gone.close();
+    // ws-0 landed (its mark cleared); the survivor's own marks are not its to claim.
+    expect((await survivor.claimOrphans()).sort()).toEqual(ids.slice(1).sort());
+    expect(await survivor.claimOrphans()).toEqual([]);
+  });
+
   it("keeps each workspace's keys in its feed shard's slot, and spreads the shards over the masters", async () => {
     const { store, prefix } = await freshStore();
     const ids = Array.from({ length: 200 }, (_, i) => `ws-${i}`);
