@@ -353,10 +353,11 @@ describe('crash recovery in the Redis store', () => {
     stores.push(store);
     return { store, client };
   };
-  const markOf = async (prefix: string, workspaceId: string) => {
+  /** The replica's mark on the workspace: '1' set, '' cleared by a write, null none. */
+  const markOf = async (prefix: string, workspaceId: string, replicaId: string) => {
     const admin = await server.client();
     const [key] = await admin.keys(`${prefix}{*}${workspaceId}`);
-    return key === undefined ? undefined : admin.hget(key, 'pending');
+    return key === undefined ? undefined : admin.hget(key, `p:${replicaId}`);
   };
   const claimAll = (stores: RedisSnapshotStore[]) =>
     Promise.all(stores.map((store) => store.claimOrphans()));
@@ -366,10 +367,10 @@ describe('crash recovery in the Redis store', () => {
     const { store: dying, client } = await replica(prefix, 'dying');
     await dying.upsert('ws-written', { a: 1 }, 's');
     await dying.markPending(['ws-new', 'ws-written', 'ws-landed']);
-    expect(await markOf(prefix, 'ws-new')).toBe('dying');
+    expect(await markOf(prefix, 'ws-new', 'dying')).toBe('1');
     // The write that lands a patch clears its mark, in its own script.
     await dying.upsert('ws-landed', { a: 1 }, 's');
-    expect(await markOf(prefix, 'ws-landed')).toBe('');
+    expect(await markOf(prefix, 'ws-landed', 'dying')).toBe('');
     // A mark alone is no workspace: not read, not listed.
     expect(await dying.getByWorkspaceId('ws-new')).toBeUndefined();
     expect((await dying.getAll()).map((entry) => entry.workspaceId).sort()).toEqual([
@@ -384,8 +385,11 @@ describe('crash recovery in the Redis store', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const claimed = await claimAll(survivors);
     expect(claimed.flat().sort()).toEqual(['ws-new', 'ws-written']);
-    const owner = await markOf(prefix, 'ws-new');
-    expect(claimed[owner === 'a' ? 0 : 1]).toContain('ws-new');
+    const owner = (await markOf(prefix, 'ws-new', 'a')) === '1' ? 0 : 1;
+    expect(claimed[owner]).toContain('ws-new');
+    expect(await markOf(prefix, 'ws-new', owner === 0 ? 'b' : 'a')).toBeNull();
+    // The claimed replica's marks are swept.
+    expect(await markOf(prefix, 'ws-new', 'dying')).toBeNull();
     // Claimed once: a second look finds nothing, and the survivor's own mark is not taken.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await claimAll(survivors)).toEqual([[], []]);
@@ -398,7 +402,7 @@ describe('crash recovery in the Redis store', () => {
     await leaving.markPending(['ws-1']);
     await leaving.close();
     expect(await survivor.claimOrphans()).toEqual(['ws-1']);
-    expect(await markOf(prefix, 'ws-1')).toBe('survivor');
+    expect(await markOf(prefix, 'ws-1', 'survivor')).toBe('1');
   });
 
   it('unmarks: its own marks only, and a hash that was nothing but a mark goes', async () => {
@@ -408,13 +412,26 @@ describe('crash recovery in the Redis store', () => {
     await one.upsert('ws-known', { a: 1 }, 's');
     await one.markPending(['ws-known', 'ws-unknown']);
     await two.unmarkPending(['ws-known']);
-    expect(await markOf(prefix, 'ws-known')).toBe('one');
+    expect(await markOf(prefix, 'ws-known', 'one')).toBe('1');
     await one.unmarkPending(['ws-known', 'ws-unknown']);
-    expect(await markOf(prefix, 'ws-known')).toBe('');
-    expect(await markOf(prefix, 'ws-unknown')).toBeUndefined();
+    expect(await markOf(prefix, 'ws-known', 'one')).toBeNull();
+    expect(await markOf(prefix, 'ws-unknown', 'one')).toBeUndefined();
     expect((await one.getByWorkspaceId('ws-known'))?.fields).toEqual({ a: 1 });
     await one.close();
     expect(await two.claimOrphans()).toEqual([]);
+  });
+
+  it("keeps another replica's mark through a removal: a patch it accepted after is its own", async () => {
+    const prefix = `rec${++prefixes}:`;
+    const { store: remover } = await replica(prefix, 'remover');
+    const { store: other } = await replica(prefix, 'other');
+    await remover.upsert('ws-1', { a: 1 }, 's');
+    await remover.markPending(['ws-1']);
+    await other.markPending(['ws-1']);
+    await remover.remove('ws-1');
+    expect(await remover.getByWorkspaceId('ws-1')).toBeUndefined();
+    expect(await markOf(prefix, 'ws-1', 'other')).toBe('1');
+    expect(await markOf(prefix, 'ws-1', 'remover')).toBeNull();
   });
 
   it('removes a marked workspace with its mark, telling the feed only of real workspaces', async () => {
@@ -430,7 +447,7 @@ describe('crash recovery in the Redis store', () => {
     await store.upsert('ws-real', { a: 1 }, 's');
     await store.remove('ws-real');
     await eventually(() => expect(seen).toEqual(['upsert ws-real', 'remove ws-real']));
-    expect(await markOf(prefix, 'ws-only-marked')).toBeUndefined();
+    expect(await markOf(prefix, 'ws-only-marked', 'r')).toBeUndefined();
     unsubscribe();
   });
 

@@ -205,9 +205,11 @@ export function redisAclRules(
     '+xrevrange',
     '+xinfo|stream',
     '+exists',
-    // Crash recovery: marks, their index, the registry of replicas and its clock.
+    // Crash recovery: marks, the sets of marked workspaces, the registry and its clock.
     '+hget',
     '+hdel',
+    '+sadd',
+    '+smembers',
     '+zadd',
     '+zrangebyscore',
     '+zremrangebyscore',

@@ -31,7 +31,8 @@ local function each(command, list)
   end
   return out
 end
-local names = {'version', 'pending'}
+local mark = 'p:' .. replica
+local names = {'version', mark}
 for i = 9, #ARGV, 2 do
   names[#names + 1] = 'f:' .. ARGV[i]
   if stamped then names[#names + 1] = 't:' .. ARGV[i] end
@@ -39,12 +40,7 @@ end
 local current = each('HMGET', names)
 local writes, changed = {}, {}
 -- The write that lands the patch clears its replica's crash-recovery mark, in the same HSET.
-local marks = current[2]
-if marks and (',' .. marks .. ','):find(',' .. replica .. ',', 1, true) then
-  local others = {}
-  for other in marks:gmatch('[^,]+') do if other ~= replica then others[#others + 1] = other end end
-  writes[1] = 'pending'; writes[2] = table.concat(others, ',')
-end
+if current[2] == '1' then writes[1] = mark; writes[2] = '' end
 local at = 3
 for i = 9, #ARGV, 2 do
   local name, value = ARGV[i], ARGV[i + 1]
@@ -80,7 +76,7 @@ return 1
 const REMOVE_SOURCE = `
 local key, tomb, feed = KEYS[1], KEYS[2], KEYS[3]
 local id, ts, now, ttl, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local shard, feedLength = ARGV[6], ARGV[7]
+local shard, feedLength, replica = ARGV[6], ARGV[7], ARGV[8]
 local removedAt = ts ~= '' and ts or now
 local previous = redis.call('GET', tomb)
 if not previous or tonumber(removedAt) > tonumber(previous) then
@@ -89,9 +85,15 @@ end
 local entry = redis.call('HGETALL', key)
 if #entry == 0 then return 0 end
 redis.call('DEL', key)
--- A hash with only a crash-recovery mark is no workspace yet: nothing to tell the feed.
+-- Other replicas' marks stay: a patch they accepted after this removal is theirs to write.
 local known = false
-for i = 1, #entry, 2 do if entry[i] == 'version' then known = true end end
+for i = 1, #entry, 2 do
+  if entry[i] == 'version' then known = true
+  elseif entry[i]:sub(1, 2) == 'p:' and entry[i + 1] == '1' and entry[i] ~= 'p:' .. replica then
+    redis.call('HSET', key, entry[i], '1')
+  end
+end
+-- A hash with only marks is no workspace yet: nothing to tell the feed.
 if not known then return 0 end
 redis.call('XADD', feed, 'MAXLEN', '~', feedLength, '*', 'c', cjson.encode({'remove', id, entry}))
 redis.call('PUBLISH', channel, shard)
@@ -122,59 +124,25 @@ table.remove(entries, 1)
 return {1, entries}
 `;
 
-// Crash recovery. A replica marks a workspace whose patch it holds: its id joins the list in
-// the field `pending` of the workspace's hash (several replicas may hold patches of one
-// workspace), which the write that lands its patch takes it out of, and the list of the
-// workspace in the shard's index of marks (a hash: escaped id → replicas), which survivors
-// read. The index is cleaned by its replicas after their writes land, so it holds about what
-// is pending. Replica lists are comma-separated ids.
-const LISTS = `
-local function has(list, id)
-  return list ~= nil and list ~= false and (',' .. list .. ','):find(',' .. id .. ',', 1, true) ~= nil
-end
-local function without(list, id)
-  local out = {}
-  if list then for other in list:gmatch('[^,]+') do if other ~= id then out[#out + 1] = other end end end
-  return table.concat(out, ',')
-end
-local function with(list, id)
-  if not list or list == '' then return id end
-  if has(list, id) then return list end
-  return list .. ',' .. id
-end
-local function store(key, field, list)
-  if list == '' then redis.call('HDEL', key, field) else redis.call('HSET', key, field, list) end
-end
-`;
-
-const MARK_SOURCE = `${LISTS}
-local index, replica = KEYS[1], ARGV[1]
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], 'pending', with(redis.call('HGET', KEYS[i], 'pending'), replica))
-  store(index, ARGV[i], with(redis.call('HGET', index, ARGV[i]), replica))
+// Crash recovery. A replica marks a workspace whose patch it holds: the field `p:<replica>`
+// of the workspace's hash is `1` (several replicas may hold patches of one workspace), and
+// the workspace joins the replica's set of marked workspaces in its shard, which survivors
+// read. The write that lands the patch sets the field to '' in its own HSET, at no command
+// of its own; the set and the cleared fields are swept when the replica is claimed.
+const MARK_SOURCE = `
+local marked, mark = KEYS[1], 'p:' .. ARGV[1]
+for i = 2, #KEYS do redis.call('HSET', KEYS[i], mark, '1') end
+for s = 2, #ARGV, 4000 do
+  redis.call('SADD', marked, unpack(ARGV, s, math.min(s + 3999, #ARGV)))
 end
 return 1
 `;
 
-// Marks a replica no longer needs: 'unmark' takes its own marks out (patches that will not
-// be written; a hash with nothing but marks goes when none is left), 'landed' forgets index
-// entries of workspaces whose writes took its marks out, unless marked again since.
-const SETTLE_SOURCE = `${LISTS}
-local index, replica, mode = KEYS[1], ARGV[1], ARGV[2]
-for i = 2, #KEYS do
-  local current = redis.call('HMGET', KEYS[i], 'pending', 'version')
-  local own = has(current[1], replica)
-  if own and mode == 'unmark' then
-    local others = without(current[1], replica)
-    if current[2] or others ~= '' then redis.call('HSET', KEYS[i], 'pending', others)
-    else redis.call('DEL', KEYS[i]) end
-  end
-  if mode == 'unmark' or not own then
-    local tag = ARGV[i + 1]
-    local listed = redis.call('HGET', index, tag)
-    if has(listed, replica) then store(index, tag, without(listed, replica)) end
-  end
-end
+// Takes a replica's marks out of patches that will not be written (skipped): a hash with
+// nothing else goes with its last field.
+const UNMARK_SOURCE = `
+local mark = 'p:' .. ARGV[1]
+for i = 1, #KEYS do redis.call('HDEL', KEYS[i], mark) end
 return 1
 `;
 
@@ -201,33 +169,25 @@ end
 return others
 `;
 
-// Claims a shard's marks left by expired replicas: each one still in its workspace's hash
-// becomes this replica's (so exactly one survivor re-reads it), a stale index entry goes.
-// The hashes' keys are built here from the index (the shard's tag), all in its slot.
-const CLAIM_SOURCE = `${LISTS}
-local index, replica, base = KEYS[1], ARGV[1], ARGV[2]
-local expired = {}
-for i = 3, #ARGV do expired[ARGV[i]] = true end
-local entries = redis.call('HGETALL', index)
+// Claims a shard's marks left by expired replicas: each mark still set becomes this
+// replica's (so exactly one survivor re-reads its workspace); every field and set of the
+// expired replicas goes. The keys are built here from the shard's tag, all in its slot.
+const CLAIM_SOURCE = `
+local mine, base, setBase, replica = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local claimed = {}
-for i = 1, #entries, 2 do
-  local tag, listed = entries[i], entries[i + 1]
-  local key, kept, found = base .. tag, listed, false
-  for owner in listed:gmatch('[^,]+') do
-    if expired[owner] then
-      kept = without(kept, owner)
-      local marks = redis.call('HGET', key, 'pending')
-      if has(marks, owner) then
-        redis.call('HSET', key, 'pending', with(without(marks, owner), replica))
-        found = true
-      end
+for i = 4, #ARGV do
+  local marked = setBase .. ARGV[i]
+  local field = 'p:' .. ARGV[i]
+  for _, tag in ipairs(redis.call('SMEMBERS', marked)) do
+    local key = base .. tag
+    if redis.call('HGET', key, field) == '1' then
+      redis.call('HSET', key, 'p:' .. replica, '1')
+      redis.call('SADD', mine, tag)
+      claimed[#claimed + 1] = tag
     end
+    redis.call('HDEL', key, field)
   end
-  if found then
-    kept = with(kept, replica)
-    claimed[#claimed + 1] = tag
-  end
-  if kept ~= listed then store(index, tag, kept) end
+  redis.call('DEL', marked)
 end
 return claimed
 `;
@@ -274,7 +234,7 @@ export const REMOVE = script('remove', 3, REMOVE_SOURCE);
 export const FEED_READ = script('feed', 1, FEED_READ_SOURCE);
 export const FEED_END = script('feed', 1, FEED_END_SOURCE);
 export const MARK = script('recovery', 0, MARK_SOURCE);
-export const SETTLE = script('recovery', 0, SETTLE_SOURCE);
+export const UNMARK = script('recovery', 0, UNMARK_SOURCE);
 export const HEARTBEAT = script('recovery', 1, HEARTBEAT_SOURCE);
 export const EXPIRED = script('recovery', 1, EXPIRED_SOURCE);
 export const CLAIM = script('recovery', 1, CLAIM_SOURCE);

@@ -268,8 +268,9 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       const { shard, hash } = keysOf(workspaceId);
       return { shard, hash, tag: hashTag(workspaceId) };
     },
-    indexKey: (shard) => `${tombstonePrefix}{${tags[shard]}}`,
     hashBase: (shard) => shardKey(shard),
+    // `{marks}` cannot follow a shard's tag in a tombstone's key: ids never hold braces there.
+    markedBase: (shard) => `${tombstonePrefix}{${tags[shard]}}{marks}`,
     idOfTag,
     run: (script, keysAndArgs, keys) => run(script, keysAndArgs, keys),
     report,
@@ -356,7 +357,6 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         if (value !== undefined) keysAndArgs.push(name, encodeField(name, value));
       }
       await run(UPSERT, keysAndArgs);
-      recovery.landed(workspaceId);
     },
 
     async getByWorkspaceId(workspaceId, call) {
@@ -382,8 +382,8 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         channel,
         String(keys.shard),
         shardLength,
+        replicaId,
       ]);
-      recovery.landed(workspaceId);
     },
 
     async getAll() {
