@@ -5,8 +5,9 @@
  * event) and through the coalescer, against a private redis-server and a private
  * three-master Redis Cluster this script starts on free loopback ports. For each: scripts
  * and Redis commands per event (those inside scripts included, as INFO commandstats counts
- * them), commands per write, Redis CPU per event (INFO used_cpu_user + used_cpu_sys over
- * every master), and wall time. The coalesced path also runs with ioredis's
+ * them), commands per write (every command, feed reads and marks included, over upserts), Redis CPU per event (INFO used_cpu_user + used_cpu_sys over
+ * every master), and wall time. A change feed subscriber on its own connection runs
+ * throughout, as a replica that pushes to its pages has. The coalesced path also runs with ioredis's
  * `enableAutoPipelining`, which sends the scripts of one tick together.
  */
 import { spawn } from 'node:child_process';
@@ -137,6 +138,10 @@ interface Row {
   commands: number;
   cpuSeconds: number;
   elapsedMs: number;
+  /** Changes the feed subscriber received. */
+  changes: number;
+  /** Upserts the store was asked for. */
+  writes: number;
 }
 
 async function measure(
@@ -147,12 +152,36 @@ async function measure(
   run: (store: SnapshotStore) => Promise<number>,
 ): Promise<Row> {
   const store = createRedisSnapshotStore(client, { prefix: `${path}:` });
+  // A replica's change feed, as a host that pushes to its pages has: its reads count too.
+  const feedClient = (client as unknown as Redis).duplicate({ lazyConnect: false });
+  await new Promise((resolve) => feedClient.once('ready', resolve));
+  const feed = createRedisSnapshotStore(feedClient as unknown as RedisClient, {
+    prefix: `${path}:`,
+  });
+  let changes = 0;
+  const unsubscribe = feed.subscribe(() => changes++);
+  await unsubscribe.ready;
+  let writes = 0;
+  const counted: SnapshotStore = {
+    ...store,
+    upsert(...args) {
+      writes++;
+      return store.upsert(...args);
+    },
+  };
   const before = await counters(nodes);
   const started = performance.now();
-  const events = await run(store);
+  const events = await run(counted);
   const elapsedMs = performance.now() - started;
+  // Every change reaches the feed before the counters are read: it is quiet for 300 ms.
+  for (let seen = -1, quiet = 0; quiet < 300; quiet = changes === seen ? quiet + 20 : 0) {
+    seen = changes;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   const after = await counters(nodes);
-  await store.close();
+  unsubscribe();
+  await Promise.all([store.close(), feed.close()]);
+  feedClient.disconnect();
   return {
     target,
     path,
@@ -161,6 +190,8 @@ async function measure(
     commands: after.commands - before.commands,
     cpuSeconds: after.cpuSeconds - before.cpuSeconds,
     elapsedMs,
+    changes,
+    writes,
   };
 }
 
@@ -213,12 +244,12 @@ console.log(
   `\n${values.quick ? 'QUICK — ' : ''}${WORKSPACES} workspaces × ${BURSTS_PER_WORKSPACE} bursts of ${BURST} events ${GAP_MS} ms apart, window ${WINDOW_MS} ms, Redis ${version}, loopback\n`,
 );
 console.log(
-  '| Redis | path | events | scripts per event | commands per event | commands per write | Redis CPU µs per event | wall ms |',
+  '| Redis | path | events | scripts per event | commands per event | commands per write | Redis CPU µs per event | wall ms | feed changes |',
 );
-console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const row of rows) {
   console.log(
-    `| ${row.target} | ${row.path} | ${row.events} | ${(row.scripts / row.events).toFixed(3)} | ${(row.commands / row.events).toFixed(2)} | ${(row.commands / row.scripts).toFixed(2)} | ${((row.cpuSeconds * 1e6) / row.events).toFixed(1)} | ${row.elapsedMs.toFixed(0)} |`,
+    `| ${row.target} | ${row.path} | ${row.events} | ${(row.scripts / row.events).toFixed(3)} | ${(row.commands / row.events).toFixed(2)} | ${(row.commands / row.writes).toFixed(2)} | ${((row.cpuSeconds * 1e6) / row.events).toFixed(1)} | ${row.elapsedMs.toFixed(0)} | ${row.changes} |`,
   );
 }
 for (const target of ['one Redis', 'cluster']) {

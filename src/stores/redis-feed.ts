@@ -66,6 +66,8 @@ export class RedisFeed<F extends object> {
   #connection: RedisSubscriber | undefined;
   #listening: Promise<void> | undefined;
   #poll: ReturnType<typeof setInterval> | undefined;
+  /** Shards woken since the reads last looked. */
+  readonly #woken = new Set<number>();
   /** A failure was reported and nothing has been read since: the next one is not. */
   #failing = false;
 
@@ -167,10 +169,23 @@ export class RedisFeed<F extends object> {
     subscription.parts = cursors.map(encodePart);
   }
 
+  /**
+   * A write's wake-up. The reads wait for the wake-ups that arrived with it (a wave of writes
+   * wakes a shard once per write): one read per shard takes them all.
+   */
   #wake(shard: number): void {
     if (!Number.isInteger(shard) || shard < 0 || shard >= this.#source.shards) return;
     this.#wakes[shard] = (this.#wakes[shard] ?? 0) + 1;
-    for (const subscription of this.#subscriptions) this.#pull(subscription, shard);
+    this.#woken.add(shard);
+    if (this.#woken.size > 1) return;
+    const later = globalThis.setImmediate ?? ((callback: () => void) => setTimeout(callback, 0));
+    later(() => {
+      const shards = [...this.#woken];
+      this.#woken.clear();
+      for (const subscription of this.#subscriptions) {
+        for (const woken of shards) this.#pull(subscription, woken);
+      }
+    });
   }
 
   #wakeAll(): void {
