@@ -1,15 +1,7 @@
 import { expect, it } from 'vitest';
 import type { SnapshotChange } from '../../src/index.js';
 import type { RedisSnapshotStore } from '../../src/stores/redis.js';
-import { eventually } from './store-contract.js';
-
-/** `ws@version` of each change, `reset` for a reset. */
-const seenOf = (changes: SnapshotChange[]): string[] =>
-  changes.map((change) =>
-    change.type === 'reset'
-      ? 'reset'
-      : `${change.workspaceId}@${change.type === 'upsert' ? change.entry.version : 'removed'}`,
-  );
+import { eventually, seenOf } from './store-contract.js';
 
 /**
  * A Redis store's feed resumes by itself: `replicas` gives two stores of one prefix on

@@ -332,7 +332,7 @@ export function describeStoreContract(
 }
 
 /** `ws@version` of each change, `reset` for a reset: what a subscriber saw, in order. */
-const seenOf = (changes: SnapshotChange[]): string[] =>
+export const seenOf = (changes: SnapshotChange[]): string[] =>
   changes.map((change) =>
     change.type === 'reset'
       ? 'reset'
