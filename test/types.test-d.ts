@@ -25,6 +25,24 @@ interface Board {
 }
 
 describe('types', () => {
+  it('makes a listener handle the reset of a change feed before it reads a workspace', () => {
+    const store = createMemorySnapshotStore<Board>();
+    store.subscribe(
+      (change) => {
+        expectTypeOf(change.id).toEqualTypeOf<string>();
+        // @ts-expect-error a reset has no workspace
+        change.workspaceId;
+        if (change.type === 'reset') return;
+        expectTypeOf(change.workspaceId).toEqualTypeOf<string>();
+        if (change.type === 'upsert')
+          expectTypeOf(change.entry.fields.title).toEqualTypeOf<string | undefined>();
+      },
+      { since: store.position() },
+    );
+    // @ts-expect-error since is a position, a string
+    store.subscribe(() => {}, { since: 42 });
+  });
+
   it('checks field names and value types of EventCoalescer<F>', () => {
     const store = createMemorySnapshotStore<Board>();
     const coalescer = new EventCoalescer<Board>(store);
