@@ -36,6 +36,8 @@ export type {
   StoreErrorContext,
   StoreErrorHandler,
   SubscribeOptions,
+  UpsertItem,
+  UpsertOutcome,
 } from './core/types.js';
 export {
   createMemorySnapshotStore,

@@ -24,6 +24,7 @@ import type {
   Patch,
   SnapshotStore,
 } from './types.js';
+import { WriteBatch } from './write-batch.js';
 import { WriteLanes } from './write-lanes.js';
 
 const getPrototypeOf = Object.getPrototypeOf;
@@ -76,6 +77,8 @@ export class EventCoalescer<F extends object = Fields> {
   readonly #lanes: WriteLanes<F>;
   /** With a store that keeps marks for crash recovery. */
   readonly #marks: PendingMarks | undefined;
+  /** With a store that has `upsertMany`. */
+  readonly #batch: WriteBatch<F> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   #warnedClosed = false;
@@ -96,6 +99,11 @@ export class EventCoalescer<F extends object = Fields> {
         ? new PendingMarks(store as SnapshotStore<object>, options.logger)
         : undefined;
     this.#marks = marks;
+    const batch =
+      typeof store.upsertMany === 'function'
+        ? new WriteBatch<F>(store, options.batchSize)
+        : undefined;
+    this.#batch = batch;
     this.#lanes = new WriteLanes<F>({
       store,
       rule: options.retry,
@@ -103,6 +111,7 @@ export class EventCoalescer<F extends object = Fields> {
       timestamps: options.timestamps,
       callTimeoutMs: options.callTimeoutMs,
       maxConcurrentWrites: options.maxConcurrentWrites,
+      batch,
       maxBacklog: options.maxBacklog,
       guard: this.#guard,
       counts: this.#counts,
@@ -122,6 +131,7 @@ export class EventCoalescer<F extends object = Fields> {
       options.maxWaitMs,
       options.leading,
       (patch) => this.#write(patch),
+      batch && ((handOver) => batch.wave(handOver)),
     );
   }
 
@@ -260,9 +270,13 @@ export class EventCoalescer<F extends object = Fields> {
    * retry back-off. Resolves when the writes have settled.
    */
   flushAll(): Promise<void> {
-    // Back-offs end first, so a write that fails now waits out its own back-off.
-    this.#lanes.endAllBackoffs();
-    for (const patch of this.#deadlines.takeAll()) this.#write(patch);
+    const flush = (): void => {
+      // Back-offs end first, so a write that fails now waits out its own back-off.
+      this.#lanes.endAllBackoffs();
+      for (const patch of this.#deadlines.takeAll()) this.#write(patch);
+    };
+    if (this.#batch === undefined) flush();
+    else this.#batch.wave(flush);
     return this.#lanes.whenAllRested();
   }
 

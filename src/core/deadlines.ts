@@ -18,6 +18,7 @@ export class Deadlines<F extends object> {
   /** How soon a new patch can be due: the shorter of `windowMs` and `maxWaitMs`. */
   readonly #firstDeadlineMs: number;
   readonly #onDue: (patch: PendingPatch<F>) => void;
+  readonly #wave: (handOver: () => void) => void;
   /** Pending patches in first-enqueue order: the order of their `maxWaitMs` deadlines. */
   readonly #pending = new Map<string, PendingPatch<F>>();
   /** The same patches in last-enqueue order: the order of their `windowMs` deadlines. */
@@ -42,7 +43,8 @@ export class Deadlines<F extends object> {
   #epoch = performance.now();
 
   /**
-   * `onDue` receives each patch once it is due, already taken out of the schedule.
+   * `onDue` receives each patch once it is due, already taken out of the schedule, inside
+   * `wave`, which runs every hand-over of one firing (the writes of one turn go together).
    * `leading` keeps track of recent writes, for {@link Deadlines.isQuiet}.
    */
   constructor(
@@ -50,7 +52,9 @@ export class Deadlines<F extends object> {
     maxWaitMs: number,
     leading: boolean,
     onDue: (patch: PendingPatch<F>) => void,
+    wave: (handOver: () => void) => void = (handOver) => handOver(),
   ) {
+    this.#wave = wave;
     this.#windowMs = windowMs;
     this.#maxWaitMs = maxWaitMs;
     this.#firstDeadlineMs = Math.min(windowMs, maxWaitMs);
@@ -328,6 +332,13 @@ export class Deadlines<F extends object> {
     if (now < this.#armedFor) now = this.#standStill(this.#armedFor);
     this.#firedAt = now;
     // `#timer` stays set while handing over, so enqueues made meanwhile do not arm.
+    this.#wave(() => this.#handOver(now));
+    this.#forgetOldWrites(now);
+    this.#timer = undefined;
+    this.#arm(now);
+  };
+
+  #handOver(now: number): void {
     for (let patch = this.#quiet.oldest; patch !== undefined; patch = this.#quiet.oldest) {
       if (patch.lastAt + this.#windowMs > now) break;
       this.#unschedule(patch);
@@ -344,8 +355,5 @@ export class Deadlines<F extends object> {
       this.#onDue(patch);
       patch = this.#timed.takeDue(now);
     }
-    this.#forgetOldWrites(now);
-    this.#timer = undefined;
-    this.#arm(now);
-  };
+  }
 }

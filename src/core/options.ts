@@ -22,6 +22,7 @@ export interface ResolvedOptions<F extends object> {
   retry: RetryRule;
   callTimeoutMs: number;
   maxConcurrentWrites: number;
+  batchSize: number;
   maxBacklog: number;
   drainTimeoutMs: number;
   logger: Logger;
@@ -68,6 +69,7 @@ export const COALESCER_OPTIONS = [
   'retry',
   'callTimeoutMs',
   'maxConcurrentWrites',
+  'batchSize',
   'maxBacklog',
   'drainTimeoutMs',
   'logger',
@@ -100,6 +102,7 @@ export function resolveOptions<F extends object>(
       128,
       'countOrInfinity',
     ),
+    batchSize: numberOption('batchSize', o.batchSize, 100, 'count'),
     maxBacklog: numberOption('maxBacklog', o.maxBacklog, Infinity, 'countOrInfinity'),
     drainTimeoutMs: numberOption('drainTimeoutMs', o.drainTimeoutMs, 5000, 'bound'),
     logger: loggerOption(o.logger),

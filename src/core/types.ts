@@ -38,6 +38,13 @@ export interface SnapshotStore<F extends object = Fields> {
   /** Deletes the workspace's entry. */
   remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): MaybePromise<unknown>;
   /**
+   * Optional: several workspaces' upserts in one call, one outcome per item, in order. The
+   * coalescer uses it when more than one workspace is due in the same turn (up to
+   * `batchSize`); each item is that workspace's upsert, retried and reported on its own. A
+   * throw or a rejection of the whole call fails every item.
+   */
+  upsertMany?(items: readonly UpsertItem<F>[]): MaybePromise<readonly UpsertOutcome[]>;
+  /**
    * Optional, for recovery after a crash: marks workspaces that have a patch pending in this
    * process, so that a surviving replica re-reads them if this one dies. The coalescer calls
    * it once per turn of the event loop, before that turn's writes. A store that has it
@@ -52,6 +59,22 @@ export interface SnapshotStore<F extends object = Fields> {
    */
   claimOrphans?(): MaybePromise<readonly string[]>;
 }
+
+/** One workspace's upsert in an `upsertMany` call: what `upsert` would receive. */
+export interface UpsertItem<F extends object = Fields> {
+  readonly workspaceId: string;
+  readonly fields: Patch<F>;
+  readonly source: string;
+  /** As `upsert`'s: `undefined` unless `timestamps: true`. */
+  readonly timestamp: number | undefined;
+  /** This item's signal: aborted when the coalescer stops waiting for it. */
+  readonly call: StoreCallOptions;
+}
+
+/** What became of one item of `upsertMany`: as `Promise.allSettled` says it. */
+export type UpsertOutcome =
+  | { readonly status: 'fulfilled'; readonly value?: unknown }
+  | { readonly status: 'rejected'; readonly reason: unknown };
 
 /** One workspace's entry, as `getByWorkspaceId`, `getAll` and change events give it (read-only). */
 export interface SnapshotEntry<F extends object = Fields> {
@@ -253,6 +276,13 @@ export interface CoalescerOptions<F extends object = Fields> {
    * @default 128
    */
   maxConcurrentWrites?: number;
+  /**
+   * With a store that has `upsertMany`: at most this many workspaces' upserts in one call.
+   * Workspaces due in the same turn (a maxWait wave, `flushAll`, a store that came back) go
+   * together, never more than `maxConcurrentWrites` at once.
+   * @default 100
+   */
+  batchSize?: number;
   /**
    * Bound on the backlog: workspaces whose write failed and waits to be retried, or waits
    * for the store to come back. Past it, the oldest waiting write is given up and reported

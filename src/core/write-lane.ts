@@ -11,6 +11,7 @@
  * Which lane gets a slot, and when the store counts as away, is the lanes' business (see
  * `WriteLanes`); a lane only asks.
  */
+import { nextTimestamp } from './clock.js';
 import type { Counts } from './counts.js';
 import { EventCoalescerError, errorCode } from './errors.js';
 import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
@@ -21,6 +22,7 @@ import { CallSignal, invokeStore, newRemoval, type Removal, type StoreCall } fro
 import { clearTimer, setTimer, type Timer } from './timers.js';
 import { type StoreCallTrace, storeCallsTraced, traceStart } from './tracing.js';
 import type { ErrorContext, Patch, RetryContext, SnapshotStore } from './types.js';
+import { Pending, Rejected, type WriteBatch } from './write-batch.js';
 
 export type LaneState = 'idle' | 'ready' | 'calling' | 'backoff' | 'held';
 
@@ -47,6 +49,8 @@ export interface LaneSettings<F extends object> {
   readonly beforeCall: (() => void) | undefined;
   /** After each store call: `skipped` when the patch was not written (unknown workspace). */
   readonly callEnded: ((workspaceId: string, skipped: boolean) => void) | undefined;
+  /** With a store that has `upsertMany`: upserts made during a wave go out together. */
+  readonly batch: WriteBatch<F> | undefined;
 }
 
 /** What the lanes give each lane: the settings, and the turns. */
@@ -280,7 +284,6 @@ export class WriteLane<F extends object> {
    * and a rejection are both failures, and neither escapes.
    */
   #invoke(call: StoreCall<F>): void {
-    const _host = this.#host;
     const signal = new CallSignal();
     // Traced only while an APM listens: then start, end, asyncStart, asyncEnd and error.
     const trace = storeCallsTraced()
@@ -291,6 +294,21 @@ export class WriteLane<F extends object> {
           this.#failures + 1,
         )
       : undefined;
+    const batch = this.#settings.batch;
+    if (batch?.open === true && call.operation === 'upsert') {
+      const patch = call.patch;
+      const item = {
+        workspaceId: this.workspaceId,
+        fields: patch.patch,
+        source: patch.sourceLabel(),
+        timestamp: this.#settings.timestamps ? nextTimestamp() : undefined,
+        call: signal,
+      };
+      const join = () => batch.add(item, (answer) => this.#answered(call, answer, signal, trace));
+      if (trace === undefined) join();
+      else trace.run(join);
+      return;
+    }
     const answer =
       trace === undefined
         ? invokeStore(
@@ -309,12 +327,27 @@ export class WriteLane<F extends object> {
               signal,
             ),
           );
+    this.#answered(call, answer, signal, trace);
+  }
+
+  /** What the store answered a call: now, as a promise, or as a `Thrown` or a `Rejected`. */
+  #answered(
+    call: StoreCall<F>,
+    answer: unknown,
+    signal: CallSignal,
+    trace: StoreCallTrace | undefined,
+  ): void {
     if (answer instanceof Thrown) {
       trace?.failed(answer.error, false);
       this.#failed(call.operation, answer.error, true);
       return;
     }
-    const later = adopt(answer);
+    if (answer instanceof Rejected) {
+      trace?.failed(answer.error, false);
+      this.#failed(call.operation, answer.error, false);
+      return;
+    }
+    const later = answer instanceof Pending ? answer : adopt(answer);
     if (later === undefined) {
       trace?.answered(answer, false);
       this.#done(call, answer);
@@ -328,21 +361,20 @@ export class WriteLane<F extends object> {
     if (this.#settings.callTimeoutMs !== Infinity) {
       flight.timeout = setTimer(() => this.#timedOut(flight), this.#settings.callTimeoutMs);
     }
-    whenSettled(
-      later,
-      (value) => {
-        if (this.#inFlight !== flight) return;
-        this.#stopWaiting(flight, undefined);
-        trace?.answered(value, true);
-        this.#done(call, value);
-      },
-      (error: unknown) => {
-        if (this.#inFlight !== flight) return;
-        this.#stopWaiting(flight, undefined);
-        trace?.failed(error, true);
-        this.#failed(call.operation, error, false);
-      },
-    );
+    const landed = (value: unknown): void => {
+      if (this.#inFlight !== flight) return;
+      this.#stopWaiting(flight, undefined);
+      trace?.answered(value, true);
+      this.#done(call, value);
+    };
+    const failed = (error: unknown): void => {
+      if (this.#inFlight !== flight) return;
+      this.#stopWaiting(flight, undefined);
+      trace?.failed(error, true);
+      this.#failed(call.operation, error, false);
+    };
+    if (later instanceof Pending) later.listen(landed, failed);
+    else whenSettled(later, landed, failed);
   }
 
   /** No answer within `callTimeoutMs`: the call counts as failed, and its signal is aborted. */

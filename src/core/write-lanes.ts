@@ -201,6 +201,12 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   /** Starts waiting lanes while slots are free; never re-entered, so its loop stays flat. */
   #drainReady(): void {
     if (this.#draining) return;
+    const batch = this.settings.batch;
+    if (batch !== undefined && !batch.open) {
+      // The lanes it starts write together.
+      batch.wave(() => this.#drainReady());
+      return;
+    }
     this.#draining = true;
     try {
       while (this.#running < this.#maxConcurrentWrites && this.#readyHead < this.#ready.length) {

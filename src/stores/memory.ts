@@ -12,6 +12,8 @@ import type {
   StoreCallOptions,
   StoreErrorHandler,
   SubscribeOptions,
+  UpsertItem,
+  UpsertOutcome,
 } from '../core/types.js';
 import { ChangeRing } from './change-ring.js';
 import { assertJsonValue } from './json-values.js';
@@ -28,7 +30,7 @@ export interface MemoryStoreOptions {
   /**
    * How many recent changes the feed keeps for `subscribe(listener, { since })`. A
    * subscriber further behind starts with a `reset`. `0` keeps none.
-   * @default 10000
+   * @default 1000
    */
   feedLength?: number;
   /**
@@ -50,6 +52,8 @@ export interface MemorySnapshotStore<F extends object = Fields> extends Snapshot
     timestamp?: number,
     call?: StoreCallOptions,
   ): void;
+  /** Each item as its own `upsert`, in order: one refused fails alone. */
+  upsertMany(items: readonly UpsertItem<F>[]): UpsertOutcome[];
   getByWorkspaceId(workspaceId: string, call?: StoreCallOptions): SnapshotEntry<F> | undefined;
   remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): void;
   /** Every entry, in creation order. */
@@ -103,7 +107,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(
   assertKnownKeys('options', options, ['tombstoneTtlMs', 'feedLength', 'onError', 'logger']);
   const tombstoneTtlMs = numberOption('tombstoneTtlMs', options.tombstoneTtlMs, 600_000, 'count');
   const feedLength =
-    options.feedLength === 0 ? 0 : numberOption('feedLength', options.feedLength, 10_000, 'count');
+    options.feedLength === 0 ? 0 : numberOption('feedLength', options.feedLength, 1000, 'count');
   const report = storeErrorHandler(options.onError, options.logger);
   const rows = new Map<string, Row>();
   /**
@@ -173,7 +177,7 @@ export function createMemorySnapshotStore<F extends object = Fields>(
     return changed;
   };
 
-  return {
+  const store: MemorySnapshotStore<F> = {
     upsert(workspaceId, fields, source, timestamp, call) {
       // A synchronous store runs each call as it is made: only a signal aborted already stops it.
       throwIfAborted(call);
@@ -215,6 +219,18 @@ export function createMemorySnapshotStore<F extends object = Fields>(
         updatedAt,
       }) as SnapshotEntry<F>;
       emit({ type: 'upsert', id, workspaceId, entry, changed });
+    },
+
+    upsertMany(items) {
+      // Each item as its own upsert: one that is refused fails alone.
+      return items.map(({ workspaceId, fields, source, timestamp, call }): UpsertOutcome => {
+        try {
+          store.upsert(workspaceId, fields, source, timestamp, call);
+          return { status: 'fulfilled' };
+        } catch (reason) {
+          return { status: 'rejected', reason };
+        }
+      });
     },
 
     getByWorkspaceId(workspaceId, call) {
@@ -271,4 +287,5 @@ export function createMemorySnapshotStore<F extends object = Fields>(
       return Object.assign(unsubscribe, { ready: Promise.resolve() });
     },
   };
+  return store;
 }
