@@ -216,6 +216,37 @@ export function scriptRunner(
     }
   };
 
+  /**
+   * The script once per argument list, pipelined: one round trip for all of them (they must
+   * share a node: on a cluster, one slot). One outcome per list, in order; a list Redis did
+   * not know the script for is run again alone, loading it.
+   */
+  const runMany = async (
+    script: RedisScript,
+    lists: string[][],
+  ): Promise<Array<{ error: unknown } | { value: unknown }>> => {
+    assertReady();
+    const pipeline = (client.pipeline as () => RedisPipeline).call(client);
+    for (const keysAndArgs of lists) pipeline.evalsha(script.sha, script.keys, keysAndArgs);
+    const results = (await tracked(() => pipeline.exec())) ?? [];
+    return Promise.all(
+      lists.map(async (keysAndArgs, i) => {
+        const [error, value] = results[i] ?? [new Error('no reply'), undefined];
+        if (error === null) return { value };
+        if (isNoScript(error)) {
+          try {
+            return { value: await run(script, keysAndArgs) };
+          } catch (again) {
+            return { error: again };
+          }
+        }
+        // A pipeline does not follow a moved slot by itself: learn the new map for the retry.
+        if (/^(MOVED|ASK) /.test(error.message)) client.refreshSlotsCache?.();
+        return { error: refusal(error, script.operation, keysAndArgs.slice(0, script.keys)) };
+      }),
+    );
+  };
+
   /** A read, failing fast and failing cut-off commands as `run` does. */
   const read = async <T>(operation: string, keys: string[], command: () => Promise<T>) => {
     assertReady();
@@ -226,5 +257,5 @@ export function scriptRunner(
     }
   };
 
-  return { run, read, refusal };
+  return { run, runMany, read, refusal };
 }

@@ -10,6 +10,8 @@ import type {
   StoreCallOptions,
   StoreErrorHandler,
   SubscribeOptions,
+  UpsertItem,
+  UpsertOutcome,
 } from '../core/types.js';
 import { encodePart } from './feed-position.js';
 import { type RedisClient, type RedisSubscriber, scriptRunner } from './redis-client.js';
@@ -116,6 +118,11 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
     timestamp?: number,
     call?: StoreCallOptions,
   ): Promise<void>;
+  /**
+   * Several upserts in one round trip per feed shard (one in all on one Redis): pipelined
+   * scripts, each atomic for its workspace, one outcome per item.
+   */
+  upsertMany(items: readonly UpsertItem<F>[]): Promise<UpsertOutcome[]>;
   getByWorkspaceId(
     workspaceId: string,
     call?: StoreCallOptions,
@@ -277,9 +284,38 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   });
   const isCluster = typeof client.nodes === 'function';
 
-  const { run, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
+  const { run, runMany, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
   // Last of the checks: a store refused at creation claims nothing.
   const releasePrefixes = claimPrefixes(prefix, tombstonePrefix);
+
+  /** An upsert's keys and arguments, every value encoded: a refused one throws, sending nothing. */
+  const upsertArgs = (
+    workspaceId: string,
+    fields: Patch<F>,
+    source: string,
+    timestamp: number | undefined,
+  ): string[] => {
+    assertWorkspaceId(workspaceId);
+    const keys = keysOf(workspaceId);
+    const keysAndArgs = [
+      keys.hash,
+      keys.tombstone,
+      shardKey(keys.shard),
+      // The feed carries the tag, which UTF-8 carries exactly whatever the id (see hashTag).
+      hashTag(workspaceId),
+      source,
+      timestamp === undefined ? '' : String(timestamp),
+      String(Date.now()),
+      channel,
+      String(keys.shard),
+      shardLength,
+      replicaId,
+    ];
+    for (const [name, value] of Object.entries(fields as Record<string, unknown>)) {
+      if (value !== undefined) keysAndArgs.push(name, encodeField(name, value));
+    }
+    return keysAndArgs;
+  };
 
   const feed = new RedisFeed<F>({
     shards: feedShards,
@@ -334,29 +370,59 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
   return {
     async upsert(workspaceId, fields, source, timestamp, call) {
-      assertWorkspaceId(workspaceId);
       // A command sent cannot be recalled: only a call aborted before it is sent is stopped.
       call?.signal.throwIfAborted();
-      const keys = keysOf(workspaceId);
-      const keysAndArgs = [
-        keys.hash,
-        keys.tombstone,
-        shardKey(keys.shard),
-        // The feed carries the tag, which UTF-8 carries exactly whatever the id (see hashTag).
-        hashTag(workspaceId),
-        source,
-        timestamp === undefined ? '' : String(timestamp),
-        String(Date.now()),
-        channel,
-        String(keys.shard),
-        shardLength,
-        replicaId,
-      ];
-      // Every value is encoded before anything is sent: a refused one writes nothing.
-      for (const [name, value] of Object.entries(fields as Record<string, unknown>)) {
-        if (value !== undefined) keysAndArgs.push(name, encodeField(name, value));
-      }
-      await run(UPSERT, keysAndArgs);
+      await run(UPSERT, upsertArgs(workspaceId, fields, source, timestamp));
+    },
+
+    async upsertMany(items) {
+      const outcomes: UpsertOutcome[] = new Array(items.length);
+      // Each item checked and encoded first: one refused, or aborted, fails alone.
+      const byGroup = new Map<number, { at: number[]; lists: string[][] }>();
+      items.forEach(({ workspaceId, fields, source, timestamp, call }, at) => {
+        try {
+          call?.signal.throwIfAborted();
+          const args = upsertArgs(workspaceId, fields, source, timestamp);
+          // One pipeline per feed shard on a cluster (one slot, one node); one in all on one Redis.
+          const group = isCluster ? shardOf(workspaceId, feedShards) : 0;
+          let pipelined = byGroup.get(group);
+          if (pipelined === undefined) {
+            pipelined = { at: [], lists: [] };
+            byGroup.set(group, pipelined);
+          }
+          pipelined.at.push(at);
+          pipelined.lists.push(args);
+        } catch (reason) {
+          outcomes[at] = { status: 'rejected', reason };
+        }
+      });
+      await Promise.all(
+        [...byGroup.values()].map(async ({ at, lists }) => {
+          try {
+            // Waiting for replicas pairs each script with its WAIT: those go one by one.
+            const results =
+              waitCount > 0 || typeof client.pipeline !== 'function'
+                ? await Promise.all(
+                    lists.map((args) =>
+                      run(UPSERT, args).then(
+                        (value) => ({ value }),
+                        (error: unknown) => ({ error }),
+                      ),
+                    ),
+                  )
+                : await runMany(UPSERT, lists);
+            results.forEach((result, k) => {
+              outcomes[at[k] as number] =
+                'error' in result
+                  ? { status: 'rejected', reason: result.error }
+                  : { status: 'fulfilled' };
+            });
+          } catch (reason) {
+            for (const index of at) outcomes[index] = { status: 'rejected', reason };
+          }
+        }),
+      );
+      return outcomes;
     },
 
     async getByWorkspaceId(workspaceId, call) {

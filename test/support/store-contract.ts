@@ -5,6 +5,8 @@ import type {
   SnapshotChange,
   SnapshotEntry,
   StoreErrorHandler,
+  UpsertItem,
+  UpsertOutcome,
 } from '../../src/index.js';
 
 /** What the contract needs of a store: the memory store and the Redis store both fit. */
@@ -20,6 +22,9 @@ export interface ContractStore {
     options?: { since?: string | undefined },
   ): (() => void) & { ready?: Promise<void> };
   position(): string | Promise<string>;
+  upsertMany(
+    items: readonly UpsertItem[],
+  ): readonly UpsertOutcome[] | Promise<readonly UpsertOutcome[]>;
 }
 
 /** What the contract asks of a fresh store: reports, and a feed that keeps few changes. */
@@ -329,6 +334,77 @@ export function describeStoreContract(
   });
 
   describeFeedContract(name, fresh);
+  describeBatchContract(name, fresh);
+}
+
+/** `upsertMany`: each item as its own upsert, one outcome per item. */
+function describeBatchContract(
+  name: string,
+  fresh: (options?: ContractOptions) => Promise<ContractStore>,
+): void {
+  const item = (workspaceId: string, fields: Patch, timestamp?: number): UpsertItem => ({
+    workspaceId,
+    fields,
+    source: 'batch',
+    timestamp,
+    call: { signal: new AbortController().signal },
+  });
+
+  describe(`${name}: upsertMany`, () => {
+    it('writes every item as its upsert would, with one outcome each, in order', async () => {
+      const store = await fresh();
+      const seen: SnapshotChange[] = [];
+      const unsubscribe = store.subscribe((change) => seen.push(change));
+      await unsubscribe.ready;
+      await store.upsert('ws-0', { a: 0, keep: true }, 's', 10);
+      const ids = Array.from({ length: 40 }, (_, i) => `ws-${i}`);
+      const outcomes = await store.upsertMany(ids.map((id, i) => item(id, { a: i }, 20)));
+      expect(outcomes).toEqual(ids.map(() => ({ status: 'fulfilled' })));
+      expect(await store.getByWorkspaceId('ws-0')).toMatchObject({
+        fields: { a: 0, keep: true },
+        version: 1,
+      });
+      expect(await store.getByWorkspaceId('ws-39')).toMatchObject({
+        fields: { a: 39 },
+        source: 'batch',
+        updatedAt: 20,
+      });
+      await eventually(() => expect(seen).toHaveLength(1 + 39));
+      unsubscribe();
+    });
+
+    it('fails only the item whose value is refused, or whose signal is aborted', async () => {
+      const store = await fresh();
+      const aborted = new AbortController();
+      aborted.abort(new Error('aborted before it was sent'));
+      const outcomes = await store.upsertMany([
+        item('ws-1', { a: 1 }),
+        item('ws-2', { a: Number.NaN }),
+        { ...item('ws-3', { a: 3 }), call: { signal: aborted.signal } },
+        item('ws-4', { a: 4 }),
+      ]);
+      expect(outcomes.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'rejected',
+        'rejected',
+        'fulfilled',
+      ]);
+      expect(outcomes[1]).toMatchObject({ reason: { code: 'EC_VALUE_REFUSED' } });
+      expect((await store.getAll()).map((entry) => entry.workspaceId).sort()).toEqual([
+        'ws-1',
+        'ws-4',
+      ]);
+    });
+
+    it('keeps per-field last-writer-wins and removals per item', async () => {
+      const store = await fresh();
+      await store.upsert('ws-1', { a: 'newer' }, 's', 30);
+      await store.remove('ws-2', 30);
+      await store.upsertMany([item('ws-1', { a: 'older', b: 1 }, 20), item('ws-2', { a: 1 }, 20)]);
+      expect((await store.getByWorkspaceId('ws-1'))?.fields).toEqual({ a: 'newer', b: 1 });
+      expect(await store.getByWorkspaceId('ws-2')).toBeUndefined();
+    });
+  });
 }
 
 /** `ws@version` of each change, `reset` for a reset: what a subscriber saw, in order. */
