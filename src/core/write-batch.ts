@@ -51,6 +51,7 @@ export class WriteBatch<F extends object> {
   readonly #batchSize: number;
   #depth = 0;
   #sending = false;
+  #waves = 0;
   #items: UpsertItem<F>[] = [];
   #answers: Answer[] = [];
 
@@ -64,9 +65,19 @@ export class WriteBatch<F extends object> {
     return this.#depth > 0;
   }
 
+  /** Waves opened so far: the lanes of one share their slots (see `WriteLanes`). */
+  get waves(): number {
+    return this.#waves;
+  }
+
+  /** Items per call. */
+  get size(): number {
+    return this.#batchSize;
+  }
+
   /** Runs `wave`; the upserts it starts go out together once it (the outermost) returns. */
   wave(wave: () => void): void {
-    this.#depth++;
+    if (this.#depth++ === 0) this.#waves++;
     try {
       wave();
     } finally {

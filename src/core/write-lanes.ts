@@ -10,6 +10,14 @@ import type { PendingPatch } from './pending-patch.js';
 import { StoreHealth } from './store-health.js';
 import { type LaneHost, type LaneSettings, type Verdict, WriteLane } from './write-lane.js';
 
+/** A slot shared by the lanes of one batch: free once the last of them has released it. */
+interface SharedSlot {
+  /** The wave it was taken in (`WriteBatch.waves`). */
+  readonly wave: number;
+  lanes: number;
+  running: number;
+}
+
 /** The lanes' settings: a lane's, and the bounds they share. */
 export interface LanesSettings<F extends object> extends LaneSettings<F> {
   readonly maxConcurrentWrites: number;
@@ -24,8 +32,12 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   /** Lanes waiting for a slot, oldest first; a lane that left the `ready` state is skipped. */
   #ready: WriteLane<F>[] = [];
   #readyHead = 0;
-  /** Store calls running now, synchronous ones included. */
+  /** Store calls running now, synchronous ones included: a batch is one. */
   #running = 0;
+  /** The slot the lanes starting in this wave share, up to `batchSize` of them. */
+  #shared: SharedSlot | undefined;
+  /** The lanes running in a shared slot, and theirs. */
+  readonly #sharing = new Map<WriteLane<F>, SharedSlot>();
   #draining = false;
   /** Lanes whose write failed and waits, or waits for the store: oldest first. */
   readonly #backlog = new Set<WriteLane<F>>();
@@ -136,8 +148,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
       this.#hold(lane);
       return;
     }
-    if (this.#running < this.#maxConcurrentWrites && this.#readyHead === this.#ready.length) {
-      this.#running++;
+    if (this.#readyHead === this.#ready.length && this.#takeSlot(lane)) {
       lane.start();
       return;
     }
@@ -146,7 +157,12 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   }
 
   released(lane: WriteLane<F>): void {
-    this.#running--;
+    const shared = this.#sharing.get(lane);
+    if (shared === undefined) this.#running--;
+    else {
+      this.#sharing.delete(lane);
+      if (--shared.running === 0) this.#running--;
+    }
     if (lane === this.#probing) {
       this.#probing = undefined;
       // Whatever the probe's call ended with, a store that is still away gets its next probe.
@@ -209,14 +225,19 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
     }
     this.#draining = true;
     try {
-      while (this.#running < this.#maxConcurrentWrites && this.#readyHead < this.#ready.length) {
-        const lane = this.#ready[this.#readyHead++] as WriteLane<F>;
-        if (lane.state !== 'ready') continue;
+      while (this.#readyHead < this.#ready.length) {
+        const lane = this.#ready[this.#readyHead] as WriteLane<F>;
+        if (lane.state !== 'ready') {
+          this.#readyHead++;
+          continue;
+        }
         if (!this.#health.available) {
+          this.#readyHead++;
           this.#hold(lane);
           continue;
         }
-        this.#running++;
+        if (!this.#takeSlot(lane)) break;
+        this.#readyHead++;
         lane.start();
       }
       if (this.#readyHead === this.#ready.length) {
@@ -229,6 +250,33 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
     } finally {
       this.#draining = false;
     }
+  }
+
+  /**
+   * A slot for the lane's call. In a wave of a batching store, lanes share one slot per
+   * `batchSize`, as their upserts share one call: a wave of 100,000 due workspaces is at most
+   * `maxConcurrentWrites` calls of `batchSize` items.
+   */
+  #takeSlot(lane: WriteLane<F>): boolean {
+    const batch = this.settings.batch;
+    if (batch?.open === true) {
+      const shared = this.#shared;
+      if (shared !== undefined && shared.wave === batch.waves && shared.lanes < batch.size) {
+        shared.lanes++;
+        shared.running++;
+        this.#sharing.set(lane, shared);
+        return true;
+      }
+      if (this.#running >= this.#maxConcurrentWrites) return false;
+      this.#running++;
+      const slot = { wave: batch.waves, lanes: 1, running: 1 };
+      this.#shared = slot;
+      this.#sharing.set(lane, slot);
+      return true;
+    }
+    if (this.#running >= this.#maxConcurrentWrites) return false;
+    this.#running++;
+    return true;
   }
 
   #hold(lane: WriteLane<F>): void {

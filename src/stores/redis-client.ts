@@ -38,6 +38,8 @@ export interface RedisClient extends RedisScanner {
   pipeline?(): RedisPipeline;
   /** A cluster's map of slots, refreshed when a pipeline meets a moved slot. */
   refreshSlotsCache?(): void;
+  /** A cluster's slots: for each, its master's `host:port` first (batches go per node). */
+  readonly slots?: ReadonlyArray<readonly string[] | undefined>;
   /** ioredis's options: with `autoResendUnfulfilledCommands: false`, cut commands fail. */
   readonly options?: unknown;
   /** `close` tells of a dropped connection; a cluster's `+node` of a node it added. */

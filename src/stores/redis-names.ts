@@ -63,7 +63,7 @@ export const idOfTag = (tag: string): string =>
     : tag;
 
 /** Redis Cluster's key hash (CRC16/XMODEM) of an ASCII tag, as a slot from 0 to 16383. */
-function slotOf(tag: string): number {
+export function slotOf(tag: string): number {
   let crc = 0;
   for (let i = 0; i < tag.length; i++) {
     crc ^= tag.charCodeAt(i) << 8;

@@ -24,6 +24,7 @@ import {
   matchPrefix,
   shardOf,
   shardTags,
+  slotOf,
   storeNames,
 } from './redis-names.js';
 import { RedisRecovery } from './redis-recovery.js';
@@ -265,6 +266,10 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     return { shard, hash: `${prefix}${tag}`, tombstone: `${tombstonePrefix}${tag}` };
   };
   const workspaceOf = (key: string): string => idOfTag(key.slice(key.indexOf('}') + 1));
+  const shardSlots = tags.map((tag) => slotOf(tag as string));
+  /** The master that holds a shard's slot, by the client's slot map (the shard if unknown). */
+  const nodeOf = (shard: number): string =>
+    client.slots?.[shardSlots[shard] as number]?.[0] ?? `shard ${shard}`;
   const recovery = new RedisRecovery({
     replicaId,
     heartbeatMs,
@@ -284,7 +289,11 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   });
   const isCluster = typeof client.nodes === 'function';
 
-  const { run, runMany, read, refusal } = scriptRunner(client, { waitCount, waitTimeoutMs, channel });
+  const { run, runMany, read, refusal } = scriptRunner(client, {
+    waitCount,
+    waitTimeoutMs,
+    channel,
+  });
   // Last of the checks: a store refused at creation claims nothing.
   const releasePrefixes = claimPrefixes(prefix, tombstonePrefix);
 
@@ -378,13 +387,14 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     async upsertMany(items) {
       const outcomes: UpsertOutcome[] = new Array(items.length);
       // Each item checked and encoded first: one refused, or aborted, fails alone.
-      const byGroup = new Map<number, { at: number[]; lists: string[][] }>();
+      const byGroup = new Map<string, { at: number[]; lists: string[][] }>();
       items.forEach(({ workspaceId, fields, source, timestamp, call }, at) => {
         try {
           call?.signal.throwIfAborted();
           const args = upsertArgs(workspaceId, fields, source, timestamp);
-          // One pipeline per feed shard on a cluster (one slot, one node); one in all on one Redis.
-          const group = isCluster ? shardOf(workspaceId, feedShards) : 0;
+          // One pipeline per node of a cluster (by the slot map as the client knows it; a
+          // stale one fails the items it misplaced, which are retried); one in all on one Redis.
+          const group = isCluster ? nodeOf(shardOf(workspaceId, feedShards)) : '';
           let pipelined = byGroup.get(group);
           if (pipelined === undefined) {
             pipelined = { at: [], lists: [] };
