@@ -270,7 +270,8 @@ export interface CoalescerOptions<F extends object = Fields> {
    */
   callTimeoutMs?: number;
   /**
-   * Store calls in flight at once, across workspaces (one per workspace, always). Due writes
+   * Store calls in flight at once, across workspaces (one per workspace, always; an
+   * `upsertMany` batch is one call, of up to `batchSize` workspaces). Due writes
    * beyond it wait their turn, oldest first, so a store that just came back is not hit by
    * every waiting workspace in the same millisecond.
    * @default 128
