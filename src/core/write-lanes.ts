@@ -157,7 +157,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   }
 
   released(lane: WriteLane<F>): void {
-    const shared = this.#sharing.get(lane);
+    const shared = this.#sharing.size === 0 ? undefined : this.#sharing.get(lane);
     if (shared === undefined) this.#running--;
     else {
       this.#sharing.delete(lane);
