@@ -309,6 +309,26 @@ describe('the Redis change feed resumes', () => {
     },
   );
 
+  it("delivers at once while a host's tests fake the timers", async () => {
+    const { store } = await freshStore();
+    const seen: string[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    // Faked before it subscribes: its poll never fires, only a wake-up can deliver.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'setImmediate', 'Date'] });
+    const unsubscribe = store.subscribe((change) => seen.push(workspaceOf(change)));
+    try {
+      await unsubscribe.ready;
+      await store.upsert('ws-1', { a: 1 }, 's');
+      for (let waited = 0; seen.length === 0 && waited < 2000; waited += 10) {
+        await new Promise((resolve) => realSetTimeout(resolve, 10));
+      }
+      expect(seen).toEqual(['ws-1']);
+    } finally {
+      vi.useRealTimers();
+      unsubscribe();
+    }
+  });
+
   it('delivers an entry whose wake-up was lost, on its next poll', async () => {
     const { store, prefix } = await freshStore();
     const seen: string[] = [];

@@ -178,8 +178,9 @@ export class RedisFeed<F extends object> {
     this.#wakes[shard] = (this.#wakes[shard] ?? 0) + 1;
     this.#woken.add(shard);
     if (this.#woken.size > 1) return;
-    const later = globalThis.setImmediate ?? ((callback: () => void) => setTimeout(callback, 0));
-    later(() => {
+    // A microtask: after the wake-ups of one read from the socket, and never held back by
+    // fake timers in a host's tests.
+    queueMicrotask(() => {
       const shards = [...this.#woken];
       this.#woken.clear();
       for (const subscription of this.#subscriptions) {
