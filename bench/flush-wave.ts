@@ -7,46 +7,17 @@
  * script, sent by a plain ioredis client in pipelines of 1,000 (on the cluster, one pipeline per
  * node). On a private redis-server and a private three-master cluster, started here.
  */
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { EventCoalescer } from 'event-coalescer';
 import { createRedisSnapshotStore, type RedisClient } from 'event-coalescer/redis';
-import { type Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { shardOf, shardTags, slotOf } from '../src/stores/redis-names.js';
 import { UPSERT } from '../src/stores/redis-scripts.js';
 import { startRedisCluster } from '../test/support/redis-cluster.js';
+import { connect, startLocalRedis } from './local-redis.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const SIZES = values.quick ? [5_000, 20_000] : [50_000, 200_000];
-
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function connect(port: number): Promise<Redis> {
-  for (let attempt = 0; ; attempt++) {
-    const client = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-      return client;
-    } catch (error) {
-      client.disconnect();
-      if (attempt > 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
 
 let run = 0;
 
@@ -112,9 +83,7 @@ async function limit(
 function argsFor(prefix: string, shards: number, tags: string[], timestamps: boolean) {
   return (i: number): string[] => {
     const id = `ws-${i}`;
-    let hash = 0x811c9dc5;
-    for (let c = 0; c < id.length; c++) hash = Math.imul(hash ^ id.charCodeAt(c), 0x01000193);
-    const shard = (hash >>> 0) % shards;
+    const shard = shardOf(id, shards);
     const tag = `{${tags[shard]}}`;
     return [
       `${prefix}${tag}${id}`,
@@ -136,18 +105,12 @@ function argsFor(prefix: string, shards: number, tags: string[], timestamps: boo
   };
 }
 
-const { shardTags, shardOf, slotOf } = await import('../src/stores/redis-names.js');
 const tags = shardTags(16);
 const rows: string[] = [];
 const row = (target: string, size: number, what: string, rate: number, ratio: string) =>
   rows.push(`| ${target} | ${size} | ${what} | ${Math.round(rate)} | ${ratio} |`);
 
-const port = await freePort();
-const server = spawn(
-  'redis-server',
-  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-  { stdio: 'ignore' },
-);
+const { port, server } = await startLocalRedis();
 try {
   const client = await connect(port);
   for (const size of SIZES) {

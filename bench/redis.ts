@@ -10,14 +10,13 @@
  * throughout, as a replica that pushes to its pages has. The coalesced path also runs with ioredis's
  * `enableAutoPipelining`, which sends the scripts of one tick together.
  */
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createEventCollector, type SnapshotStore } from 'event-coalescer';
 import { createRedisSnapshotStore, type RedisClient } from 'event-coalescer/redis';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { startRedisCluster } from '../test/support/redis-cluster.js';
+import { connect, startLocalRedis } from './local-redis.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const WORKSPACES = values.quick ? 100 : 1_000;
@@ -25,37 +24,6 @@ const BURSTS_PER_WORKSPACE = 4;
 const BURST = 5;
 const GAP_MS = 2;
 const WINDOW_MS = 20;
-
-async function freePort(): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-/** Connects once the server listens: a fresh client per attempt, so no attempt leaks. */
-async function connect(port: number, autoPipelining = false): Promise<Redis> {
-  for (let attempt = 0; ; attempt++) {
-    const candidate = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      retryStrategy: () => null,
-      enableAutoPipelining: autoPipelining,
-    });
-    candidate.on('error', () => {});
-    try {
-      await candidate.connect();
-      return candidate;
-    } catch (error) {
-      candidate.disconnect();
-      if (attempt > 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
 
 interface Counters {
   commands: number;
@@ -198,12 +166,7 @@ async function measure(
 const rows: Row[] = [];
 
 // One Redis.
-const port = await freePort();
-const server = spawn(
-  'redis-server',
-  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-  { stdio: 'ignore' },
-);
+const { port, server } = await startLocalRedis();
 const single = await connect(port);
 const singlePipelined = await connect(port, true);
 rows.push(await measure('one Redis', 'straight-through', single, [single], straightThrough));

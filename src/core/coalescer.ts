@@ -120,9 +120,9 @@ export class EventCoalescer<F extends object = Fields> {
       beforeCall: marks && (() => marks.flush()),
       callEnded:
         marks &&
-        ((workspaceId, skipped) => {
+        ((workspaceId, skipped, waiting) => {
           // The call may have cleared the mark: what the workspace still owes is marked again.
-          if (this.#outstanding(workspaceId).length > 0) marks.mark(workspaceId);
+          if (waiting || this.#deadlines.get(workspaceId) !== undefined) marks.mark(workspaceId);
           else if (skipped) marks.unmark(workspaceId);
         }),
     });

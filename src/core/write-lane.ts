@@ -47,8 +47,13 @@ export interface LaneSettings<F extends object> {
   readonly receipts: Receipts<F>;
   /** Before each store call: marks this turn made go first (see `PendingMarks`). */
   readonly beforeCall: (() => void) | undefined;
-  /** After each store call: `skipped` when the patch was not written (unknown workspace). */
-  readonly callEnded: ((workspaceId: string, skipped: boolean) => void) | undefined;
+  /**
+   * After each store call: `skipped` when the patch was not written (unknown workspace),
+   * `waiting` when the lane still holds a patch to write.
+   */
+  readonly callEnded:
+    | ((workspaceId: string, skipped: boolean, waiting: boolean) => void)
+    | undefined;
   /** With a store that has `upsertMany`: upserts made during a wave go out together. */
   readonly batch: WriteBatch<F> | undefined;
 }
@@ -518,7 +523,7 @@ export class WriteLane<F extends object> {
       { operation, workspaceId: this.workspaceId, err: error, attempt: failures },
       'event-coalescer: store call failed; retrying',
     );
-    this.#settings.callEnded?.(this.workspaceId, false);
+    this.#settings.callEnded?.(this.workspaceId, false, true);
     host.released(this);
     if (host.waits(this)) return;
     this.#state = 'backoff';
@@ -534,7 +539,7 @@ export class WriteLane<F extends object> {
 
   /** After a call ended: the next one, or rest. */
   #afterCall(skipped = false): void {
-    this.#settings.callEnded?.(this.workspaceId, skipped);
+    this.#settings.callEnded?.(this.workspaceId, skipped, this.#next !== undefined);
     const host = this.#host;
     host.released(this);
     if (this.#removal !== undefined || this.#next !== undefined) host.admit(this);

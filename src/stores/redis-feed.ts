@@ -101,6 +101,11 @@ export class RedisFeed<F extends object> {
     return { ready, remove };
   }
 
+  /** The feed's end now, as a position: where a subscription without `since` starts. */
+  async position(): Promise<string> {
+    return (await this.#ends()).map(encodePart).join('_');
+  }
+
   /** Stops every subscription and closes the connection. */
   async close(): Promise<void> {
     for (const subscription of this.#subscriptions) subscription.stopped = true;

@@ -13,7 +13,6 @@ import type {
   UpsertItem,
   UpsertOutcome,
 } from '../core/types.js';
-import { encodePart } from './feed-position.js';
 import { type RedisClient, type RedisSubscriber, scriptRunner } from './redis-client.js';
 import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
 import { RedisFeed, type ShardEntries } from './redis-feed.js';
@@ -262,8 +261,10 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   const shardKey = (shard: number): string => `${prefix}{${tags[shard]}}`;
   const keysOf = (workspaceId: string) => {
     const shard = shardOf(workspaceId, feedShards);
-    const tag = `{${tags[shard]}}${hashTag(workspaceId)}`;
-    return { shard, hash: `${prefix}${tag}`, tombstone: `${tombstonePrefix}${tag}` };
+    // The feed carries the escaped id, which UTF-8 carries exactly whatever the id (hashTag).
+    const escaped = hashTag(workspaceId);
+    const tag = `{${tags[shard]}}${escaped}`;
+    return { shard, escaped, hash: `${prefix}${tag}`, tombstone: `${tombstonePrefix}${tag}` };
   };
   const workspaceOf = (key: string): string => idOfTag(key.slice(key.indexOf('}') + 1));
   const shardSlots = tags.map((tag) => slotOf(tag as string));
@@ -277,8 +278,8 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     registryKey: `${prefix}{replicas}`,
     shards: feedShards,
     locate(workspaceId) {
-      const { shard, hash } = keysOf(workspaceId);
-      return { shard, hash, tag: hashTag(workspaceId) };
+      const { shard, hash, escaped } = keysOf(workspaceId);
+      return { shard, hash, tag: escaped };
     },
     hashBase: (shard) => shardKey(shard),
     // `{marks}` cannot follow a shard's tag in a tombstone's key: ids never hold braces there.
@@ -299,19 +300,16 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
   /** An upsert's keys and arguments, every value encoded: a refused one throws, sending nothing. */
   const upsertArgs = (
-    workspaceId: string,
+    keys: ReturnType<typeof keysOf>,
     fields: Patch<F>,
     source: string,
     timestamp: number | undefined,
   ): string[] => {
-    assertWorkspaceId(workspaceId);
-    const keys = keysOf(workspaceId);
     const keysAndArgs = [
       keys.hash,
       keys.tombstone,
       shardKey(keys.shard),
-      // The feed carries the tag, which UTF-8 carries exactly whatever the id (see hashTag).
-      hashTag(workspaceId),
+      keys.escaped,
       source,
       timestamp === undefined ? '' : String(timestamp),
       String(Date.now()),
@@ -380,8 +378,9 @@ export function createRedisSnapshotStore<F extends object = Fields>(
   return {
     async upsert(workspaceId, fields, source, timestamp, call) {
       // A command sent cannot be recalled: only a call aborted before it is sent is stopped.
+      assertWorkspaceId(workspaceId);
       call?.signal.throwIfAborted();
-      await run(UPSERT, upsertArgs(workspaceId, fields, source, timestamp));
+      await run(UPSERT, upsertArgs(keysOf(workspaceId), fields, source, timestamp));
     },
 
     async upsertMany(items) {
@@ -390,11 +389,13 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       const byGroup = new Map<string, { at: number[]; lists: string[][] }>();
       items.forEach(({ workspaceId, fields, source, timestamp, call }, at) => {
         try {
+          assertWorkspaceId(workspaceId);
           call?.signal.throwIfAborted();
-          const args = upsertArgs(workspaceId, fields, source, timestamp);
+          const keys = keysOf(workspaceId);
+          const args = upsertArgs(keys, fields, source, timestamp);
           // One pipeline per node of a cluster (by the slot map as the client knows it; a
           // stale one fails the items it misplaced, which are retried); one in all on one Redis.
-          const group = isCluster ? nodeOf(shardOf(workspaceId, feedShards)) : '';
+          const group = isCluster ? nodeOf(keys.shard) : '';
           let pipelined = byGroup.get(group);
           if (pipelined === undefined) {
             pipelined = { at: [], lists: [] };
@@ -451,7 +452,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
         keys.hash,
         keys.tombstone,
         shardKey(keys.shard),
-        hashTag(workspaceId),
+        keys.escaped,
         timestamp === undefined ? '' : String(timestamp),
         String(Date.now()),
         String(tombstoneTtlMs),
@@ -492,11 +493,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       return Object.assign(remove, { ready });
     },
 
-    async position() {
-      const ends: Promise<unknown>[] = [];
-      for (let shard = 0; shard < feedShards; shard++) ends.push(run(FEED_END, [shardKey(shard)]));
-      return (await Promise.all(ends)).map((end) => encodePart(String(end))).join('_');
-    },
+    position: () => feed.position(),
 
     replicaId,
 
