@@ -269,6 +269,43 @@ describe('EventCoalescer sources', () => {
     vi.advanceTimersByTime(150);
     expect(store.upsert).toHaveStoreCall('ws-1', { a: 4 }, 'event:b+event:a+event:c');
   });
+
+  it('keeps each workspace’s own order when workspaces see the same sources in other orders', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    const orders = [
+      ['event:a', 'event:b', 'event:c'],
+      ['event:c', 'event:a', 'event:b'],
+      ['event:a', 'event:c'],
+      ['event:a', 'event:b', 'event:c'],
+    ];
+    orders.forEach((order, i) => {
+      for (const source of order) coalescer.enqueue(`ws-${i}`, { i }, source);
+      // A repeated source adds nothing, and leaves the other workspaces' lists alone.
+      coalescer.enqueue(`ws-${i}`, { i }, order[0] as string);
+    });
+    vi.advanceTimersByTime(150);
+    const labels = storeArgs(store.upsert).map((call) => [call[0], call[2]]);
+    expect(labels).toEqual(orders.map((order, i) => [`ws-${i}`, order.join('+')]));
+  });
+
+  it('labels every write right when each event brings a source of its own', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { maxPending: 20_000 });
+    // More combinations than the coalescer shares: past that bound, each patch has its own.
+    for (let i = 0; i < 10_000; i++) {
+      coalescer.enqueue(`ws-${i}`, { i }, 'event:common');
+      coalescer.enqueue(`ws-${i}`, { i }, `event:${i}`);
+      coalescer.enqueue(`ws-${i}`, { i }, `event:${i}-again`);
+    }
+    vi.advanceTimersByTime(150);
+    const calls = storeArgs(store.upsert);
+    expect(calls).toHaveLength(10_000);
+    for (const [workspaceId, , source] of calls) {
+      const i = workspaceId.slice(3);
+      expect(source).toBe(`event:common+event:${i}+event:${i}-again`);
+    }
+  });
 });
 
 describe('EventCoalescer immediate', () => {

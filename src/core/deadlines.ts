@@ -136,7 +136,7 @@ export class Deadlines<F extends object> {
       patch.lastAt = now;
       // A hot key is already the newest: skip the relinking.
       if (patch !== this.#quiet.newest) this.#quiet.touch(patch);
-      if (patch.sources !== source) patch.addSource(source);
+      patch.addSource(source);
     }
     return patch;
   }
@@ -165,7 +165,7 @@ export class Deadlines<F extends object> {
       this.#unschedule(patch);
       const lastAt = patch.lastAt;
       patch.lastAt = now;
-      if (patch.sources !== source) patch.addSource(source);
+      patch.addSource(source);
       dueAt = this.#timed.enqueued(
         patch,
         now,
@@ -179,7 +179,7 @@ export class Deadlines<F extends object> {
       if (patch === undefined) patch = new PendingPatch(workspaceId, now, source);
       else {
         patch.lastAt = now;
-        if (patch.sources !== source) patch.addSource(source);
+        patch.addSource(source);
       }
       dueAt = this.#timed.enqueued(patch, now, windowMs, maxWaitMs);
     }

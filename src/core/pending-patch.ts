@@ -1,4 +1,5 @@
 import { mergeFields } from './merge.js';
+import { SourceList, type Sources, sourceLabel } from './source-list.js';
 import type { Fields, Patch } from './types.js';
 
 /** The merged, not yet written patch of one workspace, over the snapshot's fields `F`. */
@@ -6,11 +7,8 @@ export class PendingPatch<F extends object = Fields> {
   readonly workspaceId: string;
   /** The merge target: the merge rule works on plain records (see `merge.ts`). */
   readonly fields: Record<string, unknown> = {};
-  /**
-   * Source labels in first-seen order, each once. Most patches have a single source, kept
-   * as a plain string: cheaper than a Set in time and memory.
-   */
-  sources: string | string[];
+  /** Source labels in first-seen order, each once: most patches have a single one. */
+  sources: Sources;
   /** Times of the first and the last enqueue, in ms since the coalescer's epoch. */
   firstAt: number;
   lastAt: number;
@@ -27,14 +25,9 @@ export class PendingPatch<F extends object = Fields> {
 
   addSource(source: string): void {
     const sources = this.sources;
-    if (typeof sources === 'string') {
-      if (sources !== source) this.sources = [sources, source];
-    } else {
-      // A plain loop: sources are few, and this runs on every enqueue of a mixed burst.
-      for (let i = 0; i < sources.length; i++) if (sources[i] === source) return;
-      // concat makes an array of the exact size; push would reserve room for many more.
-      this.sources = sources.concat(source);
-    }
+    if (sources === source) return;
+    if (typeof sources === 'string') this.sources = SourceList.of(sources, source);
+    else if (!sources.has(source)) this.sources = sources.with(source);
   }
 
   /** The merged fields as the store and `onError` receive them. */
@@ -51,12 +44,13 @@ export class PendingPatch<F extends object = Fields> {
 
   /** Adds the sources of a newer patch after this one's. */
   addSourcesOf(newer: PendingPatch<F>): void {
-    if (typeof newer.sources === 'string') this.addSource(newer.sources);
-    else for (const source of newer.sources) this.addSource(source);
+    const sources = newer.sources;
+    if (typeof sources === 'string') this.addSource(sources);
+    else for (const source of sources.labels) this.addSource(source);
   }
 
   /** The source labels as the store receives them: `event:a+event:b`. */
   sourceLabel(): string {
-    return typeof this.sources === 'string' ? this.sources : this.sources.join('+');
+    return sourceLabel(this.sources);
   }
 }
