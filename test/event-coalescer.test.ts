@@ -302,7 +302,7 @@ describe('EventCoalescer sources', () => {
     const calls = storeArgs(store.upsert);
     expect(calls).toHaveLength(10_000);
     for (const [workspaceId, , source] of calls) {
-      const i = workspaceId.slice(3);
+      const i = String(workspaceId).slice(3);
       expect(source).toBe(`event:common+event:${i}+event:${i}-again`);
     }
   });

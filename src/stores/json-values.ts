@@ -64,3 +64,17 @@ export function assertJsonValue(field: string, value: unknown): void {
     `expected field \`${field}\` to be a value JSON carries exactly, got ${problem}`,
   );
 }
+
+/** A field's value as JSON, refused when JSON cannot carry it exactly. */
+export function encodeField(name: string, value: unknown): string {
+  assertJsonValue(name, value);
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new EventCoalescerError(
+      'EC_VALUE_REFUSED',
+      `field \`${name}\` cannot be stored as JSON: ${String(error)}`,
+      { cause: error },
+    );
+  }
+}

@@ -3,10 +3,9 @@
  * JSON, refusing what JSON cannot carry exactly, and reporting what cannot be decoded
  * instead of throwing it at every reader.
  */
-import { EventCoalescerError } from '../core/errors.js';
 import { setField } from '../core/merge.js';
 import type { SnapshotChange, SnapshotEntry, StoreErrorHandler } from '../core/types.js';
-import { assertJsonValue } from './json-values.js';
+
 import { idOfTag } from './redis-names.js';
 
 /**
@@ -98,18 +97,4 @@ export function decodeChange<F extends object>(
     return previous && { type, id, workspaceId, previous };
   }
   return undefined;
-}
-
-/** A field's value as JSON, refused when JSON cannot carry it exactly. */
-export function encodeField(name: string, value: unknown): string {
-  assertJsonValue(name, value);
-  try {
-    return JSON.stringify(value);
-  } catch (error) {
-    throw new EventCoalescerError(
-      'EC_VALUE_REFUSED',
-      `field \`${name}\` cannot be stored as JSON: ${String(error)}`,
-      { cause: error },
-    );
-  }
 }

@@ -13,8 +13,9 @@ import type {
   UpsertItem,
   UpsertOutcome,
 } from '../core/types.js';
+import { encodeField } from './json-values.js';
 import { type RedisClient, type RedisSubscriber, scriptRunner } from './redis-client.js';
-import { decodeChange, decodeEntry, encodeField } from './redis-codec.js';
+import { decodeChange, decodeEntry } from './redis-codec.js';
 import { RedisFeed, type ShardEntries } from './redis-feed.js';
 import {
   claimPrefixes,
