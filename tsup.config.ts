@@ -8,6 +8,7 @@ export default defineConfig([
       collector: 'src/collector/index.ts',
       memory: 'src/stores/memory.ts',
       redis: 'src/stores/redis.ts',
+      postgres: 'src/stores/postgres.ts',
     },
     // Shared chunks in CommonJS too, so every entry point sees the same EventCoalescer class.
     splitting: true,
@@ -24,7 +25,7 @@ export default defineConfig([
     outDir: 'dist/demo',
     format: ['esm'],
     splitting: true,
-    external: [/^event-coalescer(\/|$)/, 'ioredis'],
+    external: [/^event-coalescer(\/|$)/, 'ioredis', 'pg'],
     banner: { js: '#!/usr/bin/env node' },
     target: 'node20',
     sourcemap: false,

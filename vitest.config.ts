@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 /** Suites that start servers, browsers or processes, or install the packed package. */
 const integration = [
   'test/redis-*.test.ts',
+  'test/postgres-*.test.ts',
   'test/replicas.test.ts',
   'test/web.test.ts',
   'test/web-server.test.ts',
