@@ -33,6 +33,7 @@ afterAll(async () => {
 const consumerTs = `
 import { EventEmitter } from 'node:events';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
+import { createPostgresSnapshotStore, type PostgresPool } from 'event-coalescer/postgres';
 import { EventCoalescer } from 'event-coalescer';
 import { createEventCollector, type WorkspaceSnapshotFields, workspaceSnapshotSources } from 'event-coalescer/collector';
 import { createMemorySnapshotStore } from 'event-coalescer/memory';
@@ -63,6 +64,7 @@ coalescer.giveUp;
 coalescer.options;
 export const done: Promise<void> = collector.stop();
 export const redisFactory: typeof createRedisSnapshotStore = createRedisSnapshotStore;
+export const postgresStore = (pool: PostgresPool) => createPostgresSnapshotStore<WorkspaceSnapshotFields>(pool, { table: 'boards' });
 `;
 
 async function typecheck(module: string, moduleResolution: string): Promise<void> {
@@ -192,11 +194,21 @@ import('event-coalescer/redis').then((esm) => console.log(typeof createRedisSnap
     expect(stdout.trim()).toBe('function function');
   });
 
-  it('keeps Redis out of the package root', async () => {
+  it('serves the PostgreSQL store from event-coalescer/postgres, without pg installed', async () => {
+    await writeFile(
+      join(project, 'postgres.cjs'),
+      `const { createPostgresSnapshotStore } = require('event-coalescer/postgres');
+import('event-coalescer/postgres').then((esm) => console.log(typeof createPostgresSnapshotStore, typeof esm.createPostgresSnapshotStore));`,
+    );
+    const { stdout } = await run('node', ['postgres.cjs'], { cwd: project });
+    expect(stdout.trim()).toBe('function function');
+  });
+
+  it('keeps Redis and PostgreSQL out of the package root', async () => {
     const root = join(project, 'node_modules', 'event-coalescer', 'dist');
     for (const file of ['index.js', 'index.cjs']) {
       const source = await readFile(join(root, file), 'utf8');
-      expect(source).not.toMatch(/ioredis|redis-store|evalsha/);
+      expect(source).not.toMatch(/ioredis|redis-store|evalsha|pg_notify|jsonb/);
     }
   });
 

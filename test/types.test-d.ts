@@ -3,6 +3,7 @@
  * a wrong type or a `@ts-expect-error` that is not an error fails the run.
  */
 import { EventEmitter } from 'node:events';
+import pg from 'pg';
 import { describe, expectTypeOf, it } from 'vitest';
 import {
   createEventCollector,
@@ -17,6 +18,7 @@ import {
   type SnapshotEntry,
 } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
+import { createPostgresSnapshotStore } from '../src/stores/postgres.js';
 
 interface Board {
   title: string;
@@ -158,5 +160,17 @@ describe('types', () => {
       { windowMs: { workspaceActive: 1000, workspaceActiv: 1000 } },
     );
     void source;
+  });
+});
+
+describe('createPostgresSnapshotStore', () => {
+  it('takes a pg.Pool as it is, and types entries by the snapshot fields', () => {
+    const store = createPostgresSnapshotStore<WorkspaceSnapshotFields>(new pg.Pool());
+    expectTypeOf(store.getByWorkspaceId('ws-1')).resolves.toEqualTypeOf<
+      SnapshotEntry<WorkspaceSnapshotFields> | undefined
+    >();
+    new EventCoalescer<WorkspaceSnapshotFields>(store, { timestamps: true });
+    // @ts-expect-error the feed needs connect() for its LISTEN connection
+    createPostgresSnapshotStore({ query: async () => ({ rows: [] }) });
   });
 });

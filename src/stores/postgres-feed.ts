@@ -90,13 +90,18 @@ export class PostgresFeed<F extends object> {
 
   /** The feed's position now. */
   async position(): Promise<string> {
-    const { rows } = await this.#pool.query(`SELECT epoch, position AS head FROM ${this.#names.feed}`);
+    const { rows } = await this.#pool.query(
+      `SELECT epoch, position AS head FROM ${this.#names.feed}`,
+    );
     const row = rows[0] as HeadRow | undefined;
     if (row === undefined) throw new Error(`${this.#names.feed} has no row: run migrate() first`);
     return formatPosition(row.epoch, Number(row.head));
   }
 
-  subscribe(listener: SnapshotListener<F>, since: string | undefined): (() => void) & { ready: Promise<void> } {
+  subscribe(
+    listener: SnapshotListener<F>,
+    since: string | undefined,
+  ): (() => void) & { ready: Promise<void> } {
     const reader = new Reader(listener);
     this.#readers.add(reader);
     this.#start();
@@ -118,7 +123,8 @@ export class PostgresFeed<F extends object> {
           `SELECT f.epoch, f.position AS head, (SELECT min(position) FROM ${this.#names.changes}) AS oldest FROM ${this.#names.feed} f`,
         );
         const row = rows[0] as HeadRow | undefined;
-        if (row === undefined) throw new Error(`${this.#names.feed} has no row: run migrate() first`);
+        if (row === undefined)
+          throw new Error(`${this.#names.feed} has no row: run migrate() first`);
         this.#failing = false;
         const head = Number(row.head);
         const oldest = row.oldest === null ? head + 1 : Number(row.oldest);
@@ -128,15 +134,23 @@ export class PostgresFeed<F extends object> {
           const match = POSITION.exec(since);
           const count = match === null ? Number.NaN : Number(match[2]);
           // Resumable: this feed's, not ahead of it, and every change after it still kept.
-          if (match?.[1] === row.epoch && count <= head && count >= oldest - 1) reader.cursor = count;
-          else notify(reader.listener, { type: 'reset', id: formatPosition(row.epoch, head) }, this.#report);
+          if (match?.[1] === row.epoch && count <= head && count >= oldest - 1)
+            reader.cursor = count;
+          else
+            notify(
+              reader.listener,
+              { type: 'reset', id: formatPosition(row.epoch, head) },
+              this.#report,
+            );
         }
         break;
       } catch (error) {
         // Subscribing while the database is away: the reader starts once it is back.
         this.#failed(error);
         if (reader.closed) return;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(RECONNECT_MAX_MS, 100 * 2 ** attempt)));
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(RECONNECT_MAX_MS, 100 * 2 ** attempt)),
+        );
       }
     }
     this.#read(reader);
@@ -271,7 +285,11 @@ export class PostgresFeed<F extends object> {
     if (lost) {
       reader.epoch = first.epoch;
       reader.cursor = head;
-      notify(reader.listener, { type: 'reset', id: formatPosition(first.epoch, head) }, this.#report);
+      notify(
+        reader.listener,
+        { type: 'reset', id: formatPosition(first.epoch, head) },
+        this.#report,
+      );
       return false;
     }
     for (const row of rows as ChangeRow[]) {

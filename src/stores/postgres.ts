@@ -19,7 +19,7 @@ import type {
   UpsertOutcome,
 } from '../core/types.js';
 import { decodeEntry, type EntryRow, encodeId, encodePatch } from './postgres-codec.js';
-import { type PostgresPool, PostgresFeed } from './postgres-feed.js';
+import { PostgresFeed, type PostgresPool } from './postgres-feed.js';
 import { grantSql, migrationSql, postgresNames } from './postgres-sql.js';
 import { storeErrorHandler } from './report.js';
 import { sinceOption } from './subscribe-options.js';
@@ -67,7 +67,10 @@ export interface PostgresSnapshotStore<F extends object = Fields> extends Snapsh
   ): Promise<void>;
   /** Every item in one statement; an item refused before it is sent fails alone. */
   upsertMany(items: readonly UpsertItem<F>[]): Promise<UpsertOutcome[]>;
-  getByWorkspaceId(workspaceId: string, call?: StoreCallOptions): Promise<SnapshotEntry<F> | undefined>;
+  getByWorkspaceId(
+    workspaceId: string,
+    call?: StoreCallOptions,
+  ): Promise<SnapshotEntry<F> | undefined>;
   remove(workspaceId: string, timestamp?: number, call?: StoreCallOptions): Promise<void>;
   /** Every entry, by workspace id. */
   getAll(): Promise<SnapshotEntry<F>[]>;
@@ -98,7 +101,9 @@ function assertPool(pool: unknown): asserts pool is PostgresPool {
     typeof candidate.query !== 'function' ||
     typeof candidate.connect !== 'function'
   ) {
-    throw new TypeError(expected('pool', 'a pg.Pool (an object with query and connect methods)', pool));
+    throw new TypeError(
+      expected('pool', 'a pg.Pool (an object with query and connect methods)', pool),
+    );
   }
 }
 

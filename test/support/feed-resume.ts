@@ -1,17 +1,17 @@
 import { expect, it } from 'vitest';
 import type { SnapshotChange } from '../../src/index.js';
-import type { RedisSnapshotStore } from '../../src/stores/redis.js';
-import { eventually, seenOf } from './store-contract.js';
+import { type ContractStore, eventually, seenOf } from './store-contract.js';
 
 /**
- * A Redis store's feed resumes by itself: `replicas` gives two stores of one prefix on
- * connections of their own, `killFeeds` cuts every pub/sub connection (`CLIENT KILL`).
+ * A store's feed resumes by itself: `replicas` gives two stores of one keyspace on
+ * connections of their own, `killFeeds` cuts every feed connection (Redis `CLIENT KILL`,
+ * PostgreSQL `pg_terminate_backend`).
  */
 export function itResumesAfterItsConnectionIsKilled(
-  replicas: () => Promise<{ reader: RedisSnapshotStore; writer: RedisSnapshotStore }>,
+  replicas: () => Promise<{ reader: ContractStore; writer: ContractStore }>,
   killFeeds: () => Promise<void>,
 ): void {
-  it('resumes after CLIENT KILL of its feed connection while another replica writes: no gap, no duplicate, no reset', async () => {
+  it('resumes after its feed connection is killed while another replica writes: no gap, no duplicate, no reset', async () => {
     const { reader, writer } = await replicas();
     const seen: SnapshotChange[] = [];
     const unsubscribe = reader.subscribe((change) => seen.push(change));
