@@ -10,6 +10,7 @@ const usage = `Usage: npx event-coalescer [options]   (in a clone: npm start -- 
   --redis URL      keep the snapshot in Redis (redis://127.0.0.1:PORT) instead of memory
   --redis-cluster NODES
                    keep it in a Redis Cluster: host:port of some nodes, comma-separated
+  --postgres URL   keep it in PostgreSQL (postgres://user@127.0.0.1:PORT/db), tables made if missing
   --quiet          print only the summary
   --web            serve the snapshot as a live page instead (http://127.0.0.1:3000/)
   --port N         the page's port (default 3000; 0 picks a free one)
@@ -40,6 +41,7 @@ function parseFlags() {
       window: { type: 'string' },
       redis: { type: 'string' },
       'redis-cluster': { type: 'string' },
+      postgres: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       web: { type: 'boolean', default: false },
       port: { type: 'string' },
@@ -72,8 +74,12 @@ export const clusterNodes = flags['redis-cluster']?.split(',').map((node) => {
   if (match === null) fail(`--redis-cluster expects host:port,host:port…, got "${node}"`);
   return { host: match[1] as string, port: Number(match[2]) };
 });
-if (redisUrl !== undefined && clusterNodes !== undefined) {
-  fail('--redis and --redis-cluster: choose one');
+export const postgresUrl = flags.postgres;
+if (postgresUrl !== undefined && !/^postgres(ql)?:\/\//.test(postgresUrl)) {
+  fail(`--postgres expects a URL like postgres://user@127.0.0.1:5433/db, got "${postgresUrl}"`);
+}
+if ([redisUrl, clusterNodes, postgresUrl].filter((store) => store !== undefined).length > 1) {
+  fail('--redis, --redis-cluster and --postgres: choose one');
 }
 
 export const web = flags.web === true;

@@ -1,7 +1,7 @@
 /**
  * The terminal demo: a simulated host whose five domain emitters produce realistic bursts for
  * N workspaces, wired through configureEventCollector + workspaceSnapshotSources + the memory
- * store (or Redis, with --redis URL). Prints one line per store change and a summary on exit.
+ * store (or Redis, with --redis URL, or PostgreSQL, with --postgres URL). Prints one line per store change and a summary on exit.
  */
 import { EventEmitter } from 'node:events';
 import type { SnapshotStore } from 'event-coalescer';
@@ -12,6 +12,7 @@ import {
   workspaceSnapshotSources,
 } from 'event-coalescer/collector';
 import { createMemorySnapshotStore } from 'event-coalescer/memory';
+import { createPostgresSnapshotStore } from 'event-coalescer/postgres';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
 
 import {
@@ -19,6 +20,7 @@ import {
   durationS,
   fail,
   flags,
+  postgresUrl,
   quiet,
   rate,
   redisUrl,
@@ -54,10 +56,29 @@ const redis =
           ? new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: 1 } })
           : new Redis(redisUrl as string, { maxRetriesPerRequest: 1 }),
       );
+/** pg, an optional peer: loaded only when the demo is asked to use PostgreSQL. */
+async function loadPg() {
+  try {
+    return (await import('pg')).default;
+  } catch {
+    return fail('--postgres needs pg: npm install pg');
+  }
+}
+const pool =
+  postgresUrl === undefined
+    ? undefined
+    : await loadPg().then((pg) => new pg.Pool({ connectionString: postgresUrl }));
+pool?.on('error', () => {});
+const postgresStore =
+  pool === undefined
+    ? undefined
+    : createPostgresSnapshotStore<WorkspaceSnapshotFields>(pool, { table: 'event_coalescer_demo' });
+await postgresStore?.migrate();
 const store =
-  redis === undefined
+  postgresStore ??
+  (redis === undefined
     ? createMemorySnapshotStore<WorkspaceSnapshotFields>()
-    : createRedisSnapshotStore<WorkspaceSnapshotFields>(redis, { prefix: 'demo:' });
+    : createRedisSnapshotStore<WorkspaceSnapshotFields>(redis, { prefix: 'demo:' }));
 // The Redis store fails fast while its client is not connected: connect first.
 if (redis !== undefined && redis.status !== 'ready') {
   await new Promise((resolve) => redis.once('ready', resolve));
@@ -142,6 +163,12 @@ async function shutdown(reason: string): Promise<void> {
   if (durationTimer !== undefined) clearTimeout(durationTimer);
   await stopEventCollector();
   const sorted = [...latencies].sort((a, b) => a - b);
+  const where =
+    postgresUrl !== undefined
+      ? ' in PostgreSQL'
+      : redis === undefined
+        ? ''
+        : ` in Redis (${redisUrl ?? `cluster ${flags['redis-cluster']}`})`;
   const ratio = writesOut === 0 ? 0 : eventsIn / (writesOut + removals);
   console.log(
     [
@@ -151,10 +178,11 @@ async function shutdown(reason: string): Promise<void> {
       `writes out:       ${writesOut} (+ ${removals} removals)`,
       `coalescing ratio: ${ratio.toFixed(2)} events per write`,
       `latency (ms):     p50 ${percentile(sorted, 50)}  p99 ${percentile(sorted, 99)}  max ${sorted.at(-1) ?? 0}`,
-      `snapshot:         ${(await store.getAll()).length} workspaces${redis === undefined ? '' : ` in Redis (${redisUrl ?? `cluster ${flags['redis-cluster']}`})`}`,
+      `snapshot:         ${(await store.getAll()).length} workspaces${where}`,
     ].join('\n'),
   );
   redis?.disconnect();
+  await pool?.end();
 }
 
 process.once('SIGINT', () => void shutdown('SIGINT'));
