@@ -166,6 +166,23 @@ describe('createPostgresSnapshotStore', () => {
     expect(rows[0].n).toBe(4);
   });
 
+  it('gives the LISTEN connection back on close(), so that the pool can end', async () => {
+    const own = server.pool({ max: 2 });
+    const store = createPostgresSnapshotStore(own, { table: 'closing' });
+    await store.migrate();
+    const seen: string[] = [];
+    const unsubscribe = store.subscribe((change) => seen.push(workspaceOf(change)));
+    await unsubscribe.ready;
+    await store.upsert('ws-1', { a: 1 }, 's');
+    await eventually(() => expect(seen).toEqual(['ws-1']));
+    expect(own.totalCount).toBeGreaterThanOrEqual(1);
+    store.close();
+    await store.upsert('ws-2', { a: 1 }, 's');
+    await own.end();
+    // Closed subscriptions get nothing more.
+    expect(seen).toEqual(['ws-1']);
+  });
+
   it('refuses bad arguments, naming them', () => {
     expect(() => createPostgresSnapshotStore({} as never)).toThrow(
       /Expected `pool` to be a pg.Pool .*got an object/,

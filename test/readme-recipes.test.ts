@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresServer, startPostgresServer } from './support/postgres-server.js';
 import { type RedisServer, startRedisServer } from './support/redis-server.js';
 
 const run = promisify(execFile);
@@ -59,12 +60,13 @@ async function runRecipe(name: string, parts: string[], env: Record<string, stri
 
 let readme: string;
 let redis: RedisServer;
+let postgres: PostgresServer;
 beforeAll(async () => {
   readme = await readFile(join(repo, 'README.md'), 'utf8');
-  redis = await startRedisServer();
-});
+  [redis, postgres] = await Promise.all([startRedisServer(), startPostgresServer()]);
+}, 60_000);
 afterAll(async () => {
-  await redis?.stop();
+  await Promise.all([redis?.stop(), postgres?.stop()]);
 });
 
 describe('README recipes, run as they stand', () => {
@@ -140,6 +142,28 @@ await stopEventCollector();
 const entry = await store.getByWorkspaceId('ws-1');
 await store.close();
 client.disconnect();
+console.log(JSON.stringify([[entry?.workspaceId, entry?.fields]]));`,
+    ]);
+    expect(written).toEqual([['ws-1', { status: 'READY' }]]);
+  }, 30_000);
+
+  it('the PostgreSQL store: migrates a fresh database and writes to it', async () => {
+    const code = snippet(readme, 'createPostgresSnapshotStore(pool').replace(
+      'postgres://app@127.0.0.1:5432/app',
+      postgres.url(),
+    );
+    const written = await runRecipe('postgres', [
+      domainsPrelude,
+      `import { stopEventCollector } from 'event-coalescer';
+const changes: unknown[] = [];
+const broadcast = (change: unknown) => changes.push(change);`,
+      code,
+      `await stateChange();
+await stopEventCollector();
+const entry = await store.getByWorkspaceId('ws-1');
+// The subscriber's LISTEN connection goes back with close(), then the pool can end.
+store.close();
+await pool.end();
 console.log(JSON.stringify([[entry?.workspaceId, entry?.fields]]));`,
     ]);
     expect(written).toEqual([['ws-1', { status: 'READY' }]]);

@@ -114,6 +114,13 @@ export class PostgresFeed<F extends object> {
     return Object.assign(unsubscribe, { ready });
   }
 
+  /** Ends every subscription and lets go of the `LISTEN` connection. */
+  close(): void {
+    for (const reader of this.#readers) reader.closed = true;
+    this.#readers.clear();
+    this.#stop();
+  }
+
   /** Finds where the reader starts, delivering a reset when `since` cannot be resumed from. */
   async #begin(reader: Reader<F>, since: string | undefined): Promise<void> {
     await this.#listening;

@@ -85,6 +85,11 @@ export interface PostgresSnapshotStore<F extends object = Fields> extends Snapsh
   ): (() => void) & { ready: Promise<void> };
   /** The feed's position now: a subscriber with it as `since` misses nothing after it. */
   position(): Promise<string>;
+  /**
+   * Ends every subscription and gives the feed's `LISTEN` connection back (destroyed): call it
+   * before `pool.end()`, which waits for every client checked out.
+   */
+  close(): void;
   /** Creates the store's tables and functions, or brings them up to date. Safe to run again, and from several replicas at once. */
   migrate(): Promise<void>;
   /** The SQL behind `migrate()`, and the `GRANT`s a role needs to use the store. */
@@ -221,6 +226,8 @@ export function createPostgresSnapshotStore<F extends object = Fields>(
     },
 
     position: () => feed.position(),
+
+    close: () => feed.close(),
 
     async migrate() {
       const client = await pool.connect();
