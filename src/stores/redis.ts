@@ -27,6 +27,12 @@ import {
   slotOf,
   storeNames,
 } from './redis-names.js';
+import {
+  fromNodeRedis,
+  isNodeRedis,
+  type NodeRedisClient,
+  type NodeRedisCluster,
+} from './redis-node-client.js';
 import { RedisRecovery } from './redis-recovery.js';
 import { FEED_END, FEED_READ, REMOVE, UPSERT } from './redis-scripts.js';
 import { storeErrorHandler } from './report.js';
@@ -39,6 +45,11 @@ export type {
   RedisSubscriber,
 } from './redis-client.js';
 export { redisAclRules } from './redis-names.js';
+export type {
+  NodeRedisClient,
+  NodeRedisCluster,
+  NodeRedisSubscriber,
+} from './redis-node-client.js';
 
 export interface RedisStoreOptions {
   /**
@@ -190,11 +201,14 @@ const REDIS_STORE_OPTIONS = [
  * configureEventCollector({ store, timestamps: true, sources });
  */
 export function createRedisSnapshotStore<F extends object = Fields>(
-  client: RedisClient,
+  given: RedisClient | NodeRedisClient | NodeRedisCluster,
   options: RedisStoreOptions = {},
 ): RedisSnapshotStore<F> {
+  const client = isNodeRedis(given) ? fromNodeRedis(given) : given;
   if (client === null || typeof client !== 'object' || typeof client.evalsha !== 'function') {
-    throw new TypeError(expected('client', 'an ioredis client', client));
+    throw new TypeError(
+      expected('client', 'an ioredis Redis or Cluster, or a node-redis client or cluster', client),
+    );
   }
   if (!isPlainObject(options)) throw new TypeError(expected('options', 'an object', options));
   assertKnownKeys('options', options, REDIS_STORE_OPTIONS);
