@@ -25,7 +25,7 @@ export interface NodeRedisCluster {
   sendCommand(
     firstKey: string | undefined,
     isReadonly: boolean | undefined,
-    args: Args,
+    args: string[],
   ): Promise<unknown>;
   MULTI(routing?: string): unknown;
   readonly masters: ReadonlyArray<{ host: string; port: number }>;
@@ -136,7 +136,7 @@ export function fromNodeRedis(client: NodeRedisClient | NodeRedisCluster): Redis
   const cluster = isCluster(client) ? client : undefined;
   const send = (args: Args, readonly = false): Promise<unknown> =>
     cluster !== undefined
-      ? cluster.sendCommand(firstKey(args), readonly, args)
+      ? cluster.sendCommand(firstKey(args), readonly, [...args])
       : (client as NodeRedisClient).sendCommand(args);
   const scan = (target: (args: Args) => Promise<unknown>) =>
     (async (cursor, match, pattern, count, size, type, kind) =>
