@@ -10,7 +10,8 @@ const usage = `Usage: npx event-coalescer [options]   (in a clone: npm start -- 
   --redis URL      keep the snapshot in Redis (redis://127.0.0.1:PORT) instead of memory
   --redis-cluster NODES
                    keep it in a Redis Cluster: host:port of some nodes, comma-separated
-  --postgres URL   keep it in PostgreSQL (postgres://user@127.0.0.1:PORT/db), tables made if missing
+  --postgres URL   keep it in PostgreSQL (postgres://user@127.0.0.1:PORT/db), tables made if
+                   missing; with --web too
   --quiet          print only the summary
   --web            serve the snapshot as a live page instead (http://127.0.0.1:3000/)
   --port N         the page's port (default 3000; 0 picks a free one)

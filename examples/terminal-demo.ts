@@ -12,7 +12,6 @@ import {
   workspaceSnapshotSources,
 } from 'event-coalescer/collector';
 import { createMemorySnapshotStore } from 'event-coalescer/memory';
-import { createPostgresSnapshotStore } from 'event-coalescer/postgres';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
 
 import {
@@ -27,6 +26,7 @@ import {
   windowMs,
   workspaceCount,
 } from './demo-options.js';
+import { openPostgresStore } from './postgres-demo-store.js';
 import { simulate } from './web/simulation.js';
 
 // --- the host's domains: they emit, and know nothing of the snapshot ----------------------
@@ -56,26 +56,9 @@ const redis =
           ? new Cluster(clusterNodes, { redisOptions: { maxRetriesPerRequest: 1 } })
           : new Redis(redisUrl as string, { maxRetriesPerRequest: 1 }),
       );
-/** pg, an optional peer: loaded only when the demo is asked to use PostgreSQL. */
-async function loadPg() {
-  try {
-    return (await import('pg')).default;
-  } catch {
-    return fail('--postgres needs pg: npm install pg');
-  }
-}
-const pool =
-  postgresUrl === undefined
-    ? undefined
-    : await loadPg().then((pg) => new pg.Pool({ connectionString: postgresUrl }));
-pool?.on('error', () => {});
-const postgresStore =
-  pool === undefined
-    ? undefined
-    : createPostgresSnapshotStore<WorkspaceSnapshotFields>(pool, { table: 'event_coalescer_demo' });
-await postgresStore?.migrate();
+const postgres = postgresUrl === undefined ? undefined : await openPostgresStore(postgresUrl);
 const store =
-  postgresStore ??
+  postgres?.store ??
   (redis === undefined
     ? createMemorySnapshotStore<WorkspaceSnapshotFields>()
     : createRedisSnapshotStore<WorkspaceSnapshotFields>(redis, { prefix: 'demo:' }));
@@ -182,7 +165,7 @@ async function shutdown(reason: string): Promise<void> {
     ].join('\n'),
   );
   redis?.disconnect();
-  await pool?.end();
+  await postgres?.close();
 }
 
 process.once('SIGINT', () => void shutdown('SIGINT'));

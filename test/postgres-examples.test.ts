@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresSnapshotStore } from '../src/stores/postgres.js';
@@ -74,6 +75,49 @@ describe('the examples on PostgreSQL', () => {
         isWorking: true,
         ciRuns: 4,
       });
+    }
+  }, 30_000);
+
+  it('serves the live page from PostgreSQL with --web --postgres: the snapshot, then changes', async () => {
+    const child = spawn(
+      'node',
+      [
+        '--import',
+        'tsx',
+        'examples/demo.ts',
+        '--web',
+        '--port',
+        '0',
+        '--rate',
+        '100',
+        '--duration',
+        '6',
+        '--postgres',
+        server.url(),
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    try {
+      const [line] = (await once(child.stdout, 'data')) as [Buffer];
+      const url = line.toString().trim();
+      const response = await fetch(`${url}events`);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      let text = '';
+      const decoder = new TextDecoder();
+      while (!/event: change[\s\S]*event: change/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value);
+      }
+      await reader.cancel();
+      // First the whole snapshot, with its feed position as the SSE id; then each change, with its own.
+      expect(text).toMatch(/^id: [0-9a-f]{12}-\d+\nevent: snapshot\n/m);
+      expect(text.match(/^id: [0-9a-f]{12}-\d+\nevent: change\n/gm)?.length).toBeGreaterThanOrEqual(
+        2,
+      );
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
     }
   }, 30_000);
 });

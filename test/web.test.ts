@@ -117,7 +117,7 @@ describe('the live page (npm start -- --web), in headless Chromium', () => {
     expect(await snapshots()).toBe(1);
     expect(await updatesOf('ws-002')).toBeGreaterThanOrEqual(1);
     const shown = await page.$eval('[data-workspace-id="ws-001"] h2 small', (v) => v.textContent);
-    expect(shown).toBe(`v${demo.store.getByWorkspaceId('ws-001')?.version}`);
+    expect(shown).toBe(`v${(await demo.store.getByWorkspaceId('ws-001'))?.version}`);
   }, 60_000);
 
   it('is sent the snapshot again when its Last-Event-ID is not one the server keeps', async () => {

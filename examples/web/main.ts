@@ -3,10 +3,27 @@
  * on stdout, for scripts (`npm start --silent -- --web`, so that npm prints no banner there);
  * everything else goes to stderr.
  */
-import { durationS, host, port, rate, windowMs, workspaceCount } from '../demo-options.js';
+import {
+  durationS,
+  host,
+  port,
+  postgresUrl,
+  rate,
+  windowMs,
+  workspaceCount,
+} from '../demo-options.js';
+import { openPostgresStore } from '../postgres-demo-store.js';
 import { startWebDemo } from './server.js';
 
-const demo = await startWebDemo({ port, host, workspaces: workspaceCount, rate, windowMs });
+const postgres = postgresUrl === undefined ? undefined : await openPostgresStore(postgresUrl);
+const demo = await startWebDemo({
+  port,
+  host,
+  workspaces: workspaceCount,
+  rate,
+  windowMs,
+  ...(postgres === undefined ? {} : { store: postgres.store }),
+});
 process.stdout.write(`${demo.url}\n`);
 console.error(`serving the live snapshot of ${workspaceCount} workspaces; Ctrl-C stops`);
 
@@ -15,6 +32,7 @@ async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
   await demo.close();
+  await postgres?.close();
   const { eventsIn, writesOut, eventsPerWrite } = demo.stats();
   console.error(
     `events in: ${eventsIn}, writes out: ${writesOut}, ${eventsPerWrite.toFixed(2)} events per write`,

@@ -1,6 +1,7 @@
 /**
- * The live page's server: simulated domains → the collector → the memory store, and every
- * store change pushed to the browser over Server-Sent Events. node:http only, no framework.
+ * The live page's server: simulated domains → the collector → a store (the memory store, or
+ * any with a change feed: PostgreSQL, Redis), and every store change pushed to the browser
+ * over Server-Sent Events. node:http only, no framework.
  * The coalescer can be switched off (straight through: one store write per event) to see
  * the difference.
  */
@@ -13,6 +14,8 @@ import {
   createMemorySnapshotStore,
   type PatchSource,
   RATCHET_STATE_CHANGED,
+  type SnapshotChange,
+  type SnapshotEntry,
   type SnapshotStore,
   type SourceAction,
   type WorkspaceSnapshotFields,
@@ -22,7 +25,27 @@ import { closeWithin, createBoundedServer, parseTarget } from './bounded-server.
 import { EventStream } from './event-stream.js';
 import { simulate } from './simulation.js';
 
+/** What the page needs of a store: the contract, reading, and a feed with positions. */
+export interface LiveStore extends SnapshotStore<WorkspaceSnapshotFields> {
+  getByWorkspaceId(
+    workspaceId: string,
+  ):
+    | SnapshotEntry<WorkspaceSnapshotFields>
+    | undefined
+    | Promise<SnapshotEntry<WorkspaceSnapshotFields> | undefined>;
+  getAll():
+    | SnapshotEntry<WorkspaceSnapshotFields>[]
+    | Promise<SnapshotEntry<WorkspaceSnapshotFields>[]>;
+  position(): string | Promise<string>;
+  subscribe(
+    listener: (change: SnapshotChange<WorkspaceSnapshotFields>) => void,
+    options?: { since?: string },
+  ): () => void;
+}
+
 export interface WebDemoOptions {
+  /** Where the snapshot is kept (default: a memory store of its own). */
+  store?: LiveStore;
   port: number;
   host: string;
   workspaces: number;
@@ -52,7 +75,7 @@ const page = readFileSync(new URL('./index.html', import.meta.url), 'utf8');
 type Fields = WorkspaceSnapshotFields;
 
 export async function startWebDemo(options: WebDemoOptions) {
-  const store = createMemorySnapshotStore<Fields>();
+  const store = options.store ?? createMemorySnapshotStore<Fields>();
   const domains = {
     workspaceStateMachine: new EventEmitter(),
     prSnapshotService: new EventEmitter(),
@@ -155,37 +178,55 @@ export async function startWebDemo(options: WebDemoOptions) {
    * One that is too far behind, or comes from before a restart, is sent the snapshot again.
    */
   const follow = (request: IncomingMessage, response: ServerResponse): void => {
-    const snapshot = (id: string) => stream.send(response, 'snapshot', store.getAll(), id);
+    // A store may answer later (PostgreSQL, Redis): each page's sends go out in feed order.
+    let sent: Promise<void> = Promise.resolve();
+    const inOrder = (step: () => unknown): void => {
+      sent = sent.then(step).then(
+        () => {},
+        () => {},
+      );
+    };
+    const snapshot = async (id: string) =>
+      stream.send(response, 'snapshot', await store.getAll(), id);
     const lastEventId = request.headers['last-event-id'];
-    const since = typeof lastEventId === 'string' ? lastEventId : store.position();
-    if (typeof lastEventId !== 'string') snapshot(since);
-    const unsubscribe = store.subscribe(
-      (change) => {
-        if (change.type === 'reset') snapshot(change.id);
-        else if (change.type === 'remove') {
-          stream.send(
-            response,
-            'change',
-            { type: 'remove', workspaceId: change.workspaceId },
-            change.id,
-          );
-        } else {
-          // A change carries what changed; the card shows the whole entry.
-          const entry = store.getByWorkspaceId(change.workspaceId);
-          const { workspaceId, changed } = change;
-          stream.send(
-            response,
-            'change',
-            { type: 'upsert', workspaceId, entry, changed },
-            change.id,
-          );
-        }
-      },
-      { since },
-    );
-    response.on('close', unsubscribe);
-    following.add(unsubscribe);
-    response.on('close', () => following.delete(unsubscribe));
+    let closed = false;
+    let unsubscribe = (): void => {
+      closed = true;
+    };
+    inOrder(async () => {
+      const since = typeof lastEventId === 'string' ? lastEventId : await store.position();
+      if (typeof lastEventId !== 'string') await snapshot(since);
+      if (closed) return;
+      unsubscribe = store.subscribe(
+        (change) =>
+          inOrder(async () => {
+            if (change.type === 'reset') await snapshot(change.id);
+            else if (change.type === 'remove') {
+              stream.send(
+                response,
+                'change',
+                { type: 'remove', workspaceId: change.workspaceId },
+                change.id,
+              );
+            } else {
+              // A change carries what changed; the card shows the whole entry.
+              const entry = await store.getByWorkspaceId(change.workspaceId);
+              const { workspaceId, changed } = change;
+              stream.send(
+                response,
+                'change',
+                { type: 'upsert', workspaceId, entry, changed },
+                change.id,
+              );
+            }
+          }),
+        { since },
+      );
+    });
+    const stop = (): void => unsubscribe();
+    response.on('close', stop);
+    following.add(stop);
+    response.on('close', () => following.delete(stop));
   };
   const following = new Set<() => void>();
   const statsTimer = setInterval(() => stream.broadcast('stats', stats()), 250);
