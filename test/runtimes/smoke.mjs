@@ -13,6 +13,7 @@ import {
 } from 'event-coalescer';
 import { createEventCollector as collectorFromSubpath } from 'event-coalescer/collector';
 import { createMemorySnapshotStore as memoryFromSubpath } from 'event-coalescer/memory';
+import { createPostgresSnapshotStore } from 'event-coalescer/postgres';
 import { createRedisSnapshotStore } from 'event-coalescer/redis';
 
 const runtime =
@@ -24,11 +25,13 @@ const runtime =
 const checks = {};
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The subpaths serve the root's functions; the Redis store loads without ioredis installed.
+// The subpaths serve the root's functions; the Redis and PostgreSQL stores load without
+// ioredis, redis or pg installed.
 checks.subpaths =
   collectorFromSubpath === createEventCollector &&
   memoryFromSubpath === createMemorySnapshotStore &&
-  typeof createRedisSnapshotStore === 'function';
+  typeof createRedisSnapshotStore === 'function' &&
+  typeof createPostgresSnapshotStore === 'function';
 
 // A burst of five events through the coalescer is one write, after the window.
 {
