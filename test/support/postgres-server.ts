@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 /**
  * A private PostgreSQL cluster: `initdb` in a temporary folder, `postgres` on a free loopback
@@ -24,17 +24,6 @@ export interface PostgresServer {
   /** Stops the server (an outage); `up` starts it again on the same port, data kept. */
   down(): Promise<void>;
   up(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 /** Debian's server binaries: the newest `/usr/lib/postgresql/<major>/bin`. */
