@@ -90,6 +90,21 @@ describe('createPostgresSnapshotStore', () => {
     expect(await store.getAll()).toHaveLength(100);
   });
 
+  it('writes a patch of 50,000 fields, and one that changes a few of them, with timestamps', async () => {
+    const store = await freshStore();
+    const fields: Record<string, number> = {};
+    for (let i = 0; i < 50_000; i++) fields[`f${i}`] = i;
+    await store.upsert('ws-1', fields, 's', 10);
+    // A later write of every field, an older one of some: each field keeps its newest value.
+    const later = Object.fromEntries(Object.keys(fields).map((key) => [key, -1]));
+    await store.upsert('ws-1', later, 's', 30);
+    await store.upsert('ws-1', { f0: 'old', extra: 'new' }, 's', 20);
+    const entry = await store.getByWorkspaceId('ws-1');
+    expect(Object.keys(entry?.fields ?? {})).toHaveLength(50_001);
+    expect(entry?.fields).toMatchObject({ f0: -1, f49999: -1, extra: 'new' });
+    expect(entry?.version).toBe(3);
+  }, 30_000);
+
   it('keeps ids with NUL and percent signs apart, each reading back as itself', async () => {
     const store = await freshStore();
     const ids = ['a\u0000b', 'a%0000b', '%', '%0025', 'a\u0000'];

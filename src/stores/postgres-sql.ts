@@ -101,9 +101,7 @@ DECLARE
   changed jsonb;
   changed_names jsonb;
   times_changed boolean;
-  field text;
-  value jsonb;
-  field_time float8;
+  accepted_times jsonb;
   stamp float8;
   removed float8;
 BEGIN
@@ -122,19 +120,25 @@ BEGIN
     ELSE
       merged := '{}'::jsonb; times := '{}'::jsonb; next_version := 0;
     END IF;
-    changed := '{}'::jsonb; changed_names := '[]'::jsonb; times_changed := false;
-    FOR field, value IN SELECT e.key, e.value FROM jsonb_each(p_patches[i]) e LOOP
-      IF stamp IS NOT NULL THEN
-        field_time := (times ->> field)::float8;
-        IF field_time IS NOT NULL AND field_time >= stamp THEN CONTINUE; END IF;
-        times := times || jsonb_build_object(field, stamp);
-        times_changed := true;
-      END IF;
-      IF merged ? field AND merged -> field = value THEN CONTINUE; END IF;
-      merged := merged || jsonb_build_object(field, value);
-      changed := changed || jsonb_build_object(field, value);
-      changed_names := changed_names || to_jsonb(field);
-    END LOOP;
+    -- Set-based, joined (a stored jsonb is read once, not once per field): the fields no newer
+    -- write has overtaken (their times move on), and of those the ones that change a value.
+    SELECT coalesce(jsonb_object_agg(e.key, stamp), '{}'::jsonb),
+           coalesce(jsonb_object_agg(e.key, e.value)
+             FILTER (WHERE m.value IS DISTINCT FROM e.value), '{}'::jsonb),
+           coalesce(jsonb_agg(to_jsonb(e.key)) FILTER (WHERE m.value IS DISTINCT FROM e.value),
+             '[]'::jsonb),
+           count(*) > 0
+      INTO accepted_times, changed, changed_names, times_changed
+      FROM jsonb_each(p_patches[i]) e
+      LEFT JOIN jsonb_each(merged) m ON m.key = e.key
+      LEFT JOIN jsonb_each(times) t ON t.key = e.key
+      WHERE stamp IS NULL OR t.value IS NULL OR (t.value #>> '{}')::float8 < stamp;
+    IF stamp IS NOT NULL THEN
+      times := times || accepted_times;
+    ELSE
+      times_changed := false;
+    END IF;
+    merged := merged || changed;
     IF next_version > 0 AND changed_names = '[]'::jsonb THEN
       IF times_changed THEN
         UPDATE ${snapshots} SET field_times = times WHERE workspace_id = p_ids[i];
