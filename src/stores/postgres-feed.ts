@@ -35,7 +35,7 @@ const RECONNECT_MAX_MS = 2000;
 /** `<epoch>-<n>`: the feed's epoch (new with its tables) and a count of changes. */
 const POSITION = /^([0-9a-f]{12})-(\d{1,15})$/;
 
-export function formatPosition(epoch: string, count: number): string {
+function formatPosition(epoch: string, count: number): string {
   return `${epoch}-${count}`;
 }
 

@@ -131,8 +131,8 @@ export interface RedisSnapshotStore<F extends object = Fields> extends SnapshotS
     call?: StoreCallOptions,
   ): Promise<void>;
   /**
-   * Several upserts in one round trip per feed shard (one in all on one Redis): pipelined
-   * scripts, each atomic for its workspace, one outcome per item.
+   * Several upserts in one round trip per node of a cluster (one in all on one Redis):
+   * pipelined scripts, each atomic for its workspace, one outcome per item.
    */
   upsertMany(items: readonly UpsertItem<F>[]): Promise<UpsertOutcome[]>;
   getByWorkspaceId(
