@@ -8,7 +8,7 @@ import {
   type RetryRule,
   resolveRetryRule,
 } from '../core/retry-rule.js';
-import { clearTimer, setTimer, type Timer } from '../core/timers.js';
+import { clearTimer, monotonicNow, setTimer, type Timer } from '../core/timers.js';
 import type { EnqueueOptions, Patch } from '../core/types.js';
 import { type RefreshSource, sourceWindows } from './sources.js';
 
@@ -115,7 +115,7 @@ export class RefreshRunner<F extends object> {
   #run(state: RefreshState): void {
     state.running = true;
     state.backoff = undefined;
-    if (state.failures === 0) state.firstRunAt = performance.now();
+    if (state.failures === 0) state.firstRunAt = monotonicNow();
     let result: Promise<Patch<F> | undefined>;
     let thrown = false;
     try {
@@ -164,7 +164,7 @@ export class RefreshRunner<F extends object> {
       operation: 'refresh',
       workspaceId: state.workspaceId,
       attempt: failures,
-      elapsedMs: performance.now() - state.firstRunAt,
+      elapsedMs: monotonicNow() - state.firstRunAt,
       thrown,
     });
     if (reason !== undefined) {

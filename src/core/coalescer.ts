@@ -8,7 +8,7 @@ import { Deadlines } from './deadlines.js';
 import { assertKnownKeys, assertWorkspaceId, expected, numberOption } from './describe.js';
 import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
-import { applyStaged, isPlainObject, mergeFields, stageFields } from './merge.js';
+import { isPlainObject, stageFields } from './merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
 import { PendingMarks } from './pending-marks.js';
 import type { PendingPatch } from './pending-patch.js';
@@ -157,7 +157,19 @@ export class EventCoalescer<F extends object = Fields> {
       this.#drop(workspaceId, source);
       return;
     }
+    const deadlines = this.#deadlines;
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
+    if (options === undefined && !this.#leading && deadlines.timedCount === 0) {
+      // The common case: no options, no leading edge, no patch with windows of its own. The
+      // quiet queue's O(1) path serves it.
+      const staged = stageFields(fields);
+      const pendingBefore = deadlines.size;
+      const patch = deadlines.touch(workspaceId, source);
+      patch.merge(staged);
+      this.#enqueued(patch, pendingBefore);
+      if (deadlines.isOverdue(patch)) this.#writePending(workspaceId);
+      return;
+    }
     const read =
       options === undefined
         ? undefined
@@ -165,13 +177,9 @@ export class EventCoalescer<F extends object = Fields> {
     const staged = stageFields(fields);
     const leadingEdge =
       this.#leading &&
-      this.#deadlines.isQuiet(workspaceId, read?.windowMs) &&
+      deadlines.isQuiet(workspaceId, read?.windowMs) &&
       !this.#lanes.has(workspaceId);
-    const deadlines = this.#deadlines;
-    const marks = this.#marks;
-    const pendingBefore = marks === undefined ? 0 : deadlines.size;
-    // Without options, and while no patch has windows of its own, the quiet queue's O(1) path
-    // serves the enqueue; `touchTimed` decides the rest.
+    const pendingBefore = deadlines.size;
     const patch =
       read === undefined && deadlines.timedCount === 0
         ? deadlines.touch(workspaceId, source)
@@ -181,15 +189,21 @@ export class EventCoalescer<F extends object = Fields> {
             read?.windowMs ?? this.#options.windowMs,
             read?.maxWaitMs ?? this.#options.maxWaitMs,
           );
-    applyStaged(patch.fields, staged);
-    this.#counts.enqueued++;
-    // A new pending patch: marked once, whatever follows it.
-    if (marks !== undefined && deadlines.size > pendingBefore) marks.mark(workspaceId);
-    if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
+    patch.merge(staged);
+    this.#enqueued(patch, pendingBefore);
     if (read?.immediate === true) this.#flushNow(workspaceId);
     // Written now: the first event after a quiet spell (leading edge), or a patch whose
     // maxWaitMs has passed while the event loop was too busy to run the timer.
-    else if (leadingEdge || this.#deadlines.isOverdue(patch)) this.#writePending(workspaceId);
+    else if (leadingEdge || deadlines.isOverdue(patch)) this.#writePending(workspaceId);
+  }
+
+  /** Counts a merge; a new pending patch is marked once (whatever follows it) and kept within `maxPending`. */
+  #enqueued(patch: PendingPatch<F>, pendingBefore: number): void {
+    this.#counts.enqueued++;
+    const deadlines = this.#deadlines;
+    if (deadlines.size <= pendingBefore) return;
+    this.#marks?.mark(patch.workspaceId);
+    if (deadlines.size > this.#maxPending) this.#writeOldest();
   }
 
   /**
@@ -237,7 +251,7 @@ export class EventCoalescer<F extends object = Fields> {
     const patches = this.#outstanding(workspaceId);
     if (patches.length === 0) return undefined;
     const fields: Record<string, unknown> = {};
-    for (const patch of patches) mergeFields(fields, patch.fields);
+    for (const patch of patches) patch.mergeInto(fields);
     return fields as Patch<F>;
   }
 

@@ -7,7 +7,7 @@
 import { PendingPatch } from './pending-patch.js';
 import { QuietQueue } from './quiet-queue.js';
 import { TimedPatches } from './timed-patches.js';
-import { clearTimer, setTimer, type Timer } from './timers.js';
+import { clearTimer, monotonicNow, setTimer, type Timer } from './timers.js';
 
 /** Pending times stay below this many ms from the epoch (2^30: small integers in V8). */
 const EPOCH_SPAN_MS = 0x40000000;
@@ -40,7 +40,7 @@ export class Deadlines<F extends object> {
   /** How long a write stays recent: the longest window any enqueue asked for. */
   #recentSpan: number;
   /** Pending times count from here (see `#now`). */
-  #epoch = performance.now();
+  #epoch = monotonicNow();
 
   /**
    * `onDue` receives each patch once it is due, already taken out of the schedule, inside
@@ -276,20 +276,20 @@ export class Deadlines<F extends object> {
    * pending time, the timer's own firing moves it on (see `#onTimer`).
    */
   #now(): number {
-    const elapsed = performance.now() - this.#epoch;
+    const elapsed = monotonicNow() - this.#epoch;
     if (elapsed >= 0 && elapsed < EPOCH_SPAN_MS) return elapsed | 0;
     return elapsed < 0 ? this.#standStill(0) : this.#rebase();
   }
 
   /** Moves the epoch so that now reads `at`: a clock that stepped back is not followed. */
   #standStill(at: number): number {
-    this.#epoch = performance.now() - at;
+    this.#epoch = monotonicNow() - at;
     return at;
   }
 
   /** Moves the epoch to now, shifting pending times with it (at most every 12 days). */
   #rebase(): number {
-    const shift = Math.floor(performance.now() - this.#epoch);
+    const shift = Math.floor(monotonicNow() - this.#epoch);
     this.#epoch += shift;
     this.#armedFor -= shift;
     this.#firedAt -= shift;

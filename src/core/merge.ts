@@ -52,16 +52,6 @@ export function stageFields(patch: Record<string, unknown>): StagedFields {
   return staged;
 }
 
-/** Merges staged fields onto `target`, the later value winning. */
-export function applyStaged(target: Record<string, unknown>, staged: StagedFields): void {
-  const { keys, values, count } = staged;
-  for (let i = 0; i < count; i++) {
-    setField(target, keys[i] as string, values[i]);
-    // Let go of the value: the shared staging must not keep a patch's values alive.
-    values[i] = undefined;
-  }
-}
-
 /**
  * Copies the defined fields of `patch` onto `target`, the later value winning.
  * `undefined` means "not provided" and is skipped; `null` is a value.

@@ -1,14 +1,38 @@
-import { mergeFields } from './merge.js';
-import { SourceList, type Sources, sourceLabel } from './source-list.js';
+import { mergeFields, type StagedFields, setField } from './merge.js';
+import { ListFamily, type SharedList } from './shared-list.js';
 import type { Fields, Patch } from './types.js';
 
-/** The merged, not yet written patch of one workspace, over the snapshot's fields `F`. */
+/** How many lists of source labels, and of field names, the thread keeps for sharing. */
+const MAX_SHARED_LISTS = 4096;
+const sourceLists = new ListFamily(MAX_SHARED_LISTS);
+const fieldNames = new ListFamily(MAX_SHARED_LISTS);
+
+/** Past this many fields, a patch keeps them in a record: a list is searched name by name. */
+const MAX_LISTED_FIELDS = 8;
+
+/**
+ * The merged, not yet written patch of one workspace, over the snapshot's fields `F`.
+ *
+ * While pending, its fields are values by position in a list of their names, which is shared
+ * by every patch that saw the same names in the same order; the first four values have slots
+ * of their own. An enqueue then stores each value into a slot, where a record would take a
+ * keyed store, and a pending workspace holds no record. The store receives a record, made
+ * once, when it is to be written (or once a patch has more than MAX_LISTED_FIELDS fields).
+ */
 export class PendingPatch<F extends object = Fields> {
   readonly workspaceId: string;
-  /** The merge target: the merge rule works on plain records (see `merge.ts`). */
-  readonly fields: Record<string, unknown> = {};
+  /** The names of the listed values, in first-merged order; `undefined` once they are a record. */
+  #names: SharedList | undefined = fieldNames.empty;
+  #value0: unknown = undefined;
+  #value1: unknown = undefined;
+  #value2: unknown = undefined;
+  #value3: unknown = undefined;
+  /** The listed values from the fifth on. */
+  #more: unknown[] | undefined = undefined;
+  /** The fields as the record the store receives, once made. */
+  #record: Record<string, unknown> | undefined = undefined;
   /** Source labels in first-seen order, each once: most patches have a single one. */
-  sources: Sources;
+  sources: string | SharedList;
   /** Times of the first and the last enqueue, in ms since the coalescer's epoch. */
   firstAt: number;
   lastAt: number;
@@ -23,34 +47,119 @@ export class PendingPatch<F extends object = Fields> {
     this.sources = source;
   }
 
-  addSource(source: string): void {
-    const sources = this.sources;
-    if (sources === source) return;
-    if (typeof sources === 'string') this.sources = SourceList.of(sources, source);
-    else if (!sources.has(source)) this.sources = sources.with(source);
+  /** Merges fields read by `stageFields`, the later values winning, and lets go of them. */
+  merge(staged: StagedFields): void {
+    const { keys, values, count } = staged;
+    for (let i = 0; i < count; i++) {
+      const name = keys[i] as string;
+      const value = values[i];
+      values[i] = undefined;
+      const names = this.#names;
+      if (names !== undefined) {
+        const at = names.indexOf(name);
+        if (at !== -1) {
+          this.#set(at, value);
+          continue;
+        }
+        const length = names.items.length;
+        if (length < MAX_LISTED_FIELDS) {
+          this.#names = names.with(name);
+          this.#set(length, value);
+          continue;
+        }
+      }
+      setField(this.#recordOf(), name, value);
+    }
+  }
+
+  /** Copies the merged fields onto `target`, theirs winning. */
+  mergeInto(target: Record<string, unknown>): void {
+    const names = this.#names;
+    if (names === undefined) {
+      mergeFields(target, this.#recordOf());
+      return;
+    }
+    const items = names.items;
+    for (let i = 0; i < items.length; i++) setField(target, items[i] as string, this.#get(i));
   }
 
   /** The merged fields as the store and `onError` receive them. */
   get patch(): Patch<F> {
-    // Every value in `fields` came from a `Patch<F>` merged under the rule of `merge.ts`.
-    return this.fields as Patch<F>;
+    // Every value came from a `Patch<F>` merged under the rule of `merge.ts`.
+    return this.#recordOf() as Patch<F>;
   }
 
   /** Merges a newer patch over this one: its fields win, its sources come after. */
   absorb(newer: PendingPatch<F>): void {
-    mergeFields(this.fields, newer.fields);
+    newer.mergeInto(this.#recordOf());
     this.addSourcesOf(newer);
+  }
+
+  /** The fields as a record, from now on: made from the listed values the first time. */
+  #recordOf(): Record<string, unknown> {
+    if (this.#record !== undefined) return this.#record;
+    const record: Record<string, unknown> = {};
+    this.mergeInto(record);
+    this.#record = record;
+    this.#names = undefined;
+    this.#value0 = this.#value1 = this.#value2 = this.#value3 = this.#more = undefined;
+    return record;
+  }
+
+  #get(at: number): unknown {
+    switch (at) {
+      case 0:
+        return this.#value0;
+      case 1:
+        return this.#value1;
+      case 2:
+        return this.#value2;
+      case 3:
+        return this.#value3;
+      default:
+        return this.#more?.[at - 4];
+    }
+  }
+
+  #set(at: number, value: unknown): void {
+    switch (at) {
+      case 0:
+        this.#value0 = value;
+        return;
+      case 1:
+        this.#value1 = value;
+        return;
+      case 2:
+        this.#value2 = value;
+        return;
+      case 3:
+        this.#value3 = value;
+        return;
+    }
+    // Grown one slot at a time, to the size it needs: few patches list more than four fields.
+    const more = this.#more;
+    const index = at - 4;
+    if (more !== undefined && index < more.length) more[index] = value;
+    else this.#more = more === undefined ? [value] : [...more, value];
+  }
+
+  addSource(source: string): void {
+    const sources = this.sources;
+    if (sources === source) return;
+    if (typeof sources === 'string') this.sources = sourceLists.empty.with(sources).with(source);
+    else if (sources.indexOf(source) === -1) this.sources = sources.with(source);
   }
 
   /** Adds the sources of a newer patch after this one's. */
   addSourcesOf(newer: PendingPatch<F>): void {
     const sources = newer.sources;
     if (typeof sources === 'string') this.addSource(sources);
-    else for (const source of sources.labels) this.addSource(source);
+    else for (const source of sources.items) this.addSource(source);
   }
 
   /** The source labels as the store receives them: `event:a+event:b`. */
   sourceLabel(): string {
-    return sourceLabel(this.sources);
+    const sources = this.sources;
+    return typeof sources === 'string' ? sources : sources.joined();
   }
 }

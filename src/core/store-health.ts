@@ -7,7 +7,7 @@
  * node of it a workspace lives on, and a partial outage keeps succeeding somewhere.
  */
 import { backoffDelay, type RetryRule } from './retry-rule.js';
-import { clearTimer, setTimer, type Timer } from './timers.js';
+import { clearTimer, monotonicNow, setTimer, type Timer } from './timers.js';
 import { healthChannel } from './tracing.js';
 import type { Logger } from './types.js';
 
@@ -47,7 +47,7 @@ export class StoreHealth {
     this.#probesFailed = 0;
     this.#probeDue = false;
     this.#stopTimer();
-    const awayMs = Math.round(performance.now() - this.#awaySince);
+    const awayMs = Math.round(monotonicNow() - this.#awaySince);
     const backlog = this.#backlog();
     this.#logger.info({ awayMs, backlog }, 'event-coalescer: the store is back; draining');
     if (healthChannel.hasSubscribers) healthChannel.publish({ available: true, awayMs, backlog });
@@ -59,7 +59,7 @@ export class StoreHealth {
     this.#failuresInARow++;
     if (!this.#available || this.#failuresInARow < AWAY_AFTER_FAILURES) return;
     this.#available = false;
-    this.#awaySince = performance.now();
+    this.#awaySince = monotonicNow();
     const backlog = this.#backlog();
     this.#logger.warn(
       { err: error, failuresInARow: this.#failuresInARow, backlog },

@@ -30,3 +30,20 @@ function armStep(timer: Timer, callback: () => void, remainingMs: number): void 
 export function clearTimer(timer: Timer): void {
   globalThis.clearTimeout(timer.handle);
 }
+
+/** The `setTimeout` and the `performance` seen together last (see {@link monotonicNow}). */
+let timersSeen = globalThis.setTimeout;
+let performanceSeen = globalThis.performance;
+
+/**
+ * `performance.now()`, from the `performance` object installed with today's `setTimeout`.
+ * Fake timers replace both (the global `performance` is a lazy getter in Node, dearer to read
+ * on every enqueue than a comparison), and a spy on `performance.now` is seen at once.
+ */
+export function monotonicNow(): number {
+  if (globalThis.setTimeout !== timersSeen) {
+    timersSeen = globalThis.setTimeout;
+    performanceSeen = globalThis.performance;
+  }
+  return performanceSeen.now();
+}

@@ -97,7 +97,7 @@ export function traceStart(
     operation,
     workspaceId,
     source: patch?.sourceLabel(),
-    fields: patch?.fields,
+    fields: patch?.patch,
     attempt,
   };
   const settled = (async: boolean): void => {

@@ -19,7 +19,7 @@ import type { PendingPatch } from './pending-patch.js';
 import type { Receipts } from './receipts.js';
 import { backoffDelay, giveUpReason, type RetryRule } from './retry-rule.js';
 import { CallSignal, invokeStore, newRemoval, type Removal, type StoreCall } from './store-call.js';
-import { clearTimer, setTimer, type Timer } from './timers.js';
+import { clearTimer, monotonicNow, setTimer, type Timer } from './timers.js';
 import { type StoreCallTrace, storeCallsTraced, traceStart } from './tracing.js';
 import type { ErrorContext, Patch, RetryContext, SnapshotStore } from './types.js';
 import { Pending, Rejected, type WriteBatch } from './write-batch.js';
@@ -179,7 +179,7 @@ export class WriteLane<F extends object> {
     this.#state = state;
     if (state !== 'held') return;
     // A write held before its first try counts its elapsed time from here.
-    if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = performance.now();
+    if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = monotonicNow();
     this.#releaseWaiters();
   }
 
@@ -192,7 +192,7 @@ export class WriteLane<F extends object> {
     if (this.#state !== 'held') return;
     const rule = this.#settings.rule;
     const failures = ++this.#failures;
-    if (failures < rule.attempts && performance.now() - this.#firstTriedAt < rule.maxElapsedMs) {
+    if (failures < rule.attempts && monotonicNow() - this.#firstTriedAt < rule.maxElapsedMs) {
       return;
     }
     this.#resetFailures();
@@ -278,7 +278,7 @@ export class WriteLane<F extends object> {
    * fails: a synchronous call that lands, the common case, pays for no clock read.
    */
   #markFirstTry(): number {
-    const now = performance.now();
+    const now = monotonicNow();
     if (Number.isNaN(this.#firstTriedAt)) this.#firstTriedAt = now;
     return now;
   }
