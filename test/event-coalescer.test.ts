@@ -247,6 +247,104 @@ describe('EventCoalescer merge rules', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('merges patches of any width field by field, in first-seen order', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    // Each workspace's patches as [from, to) ranges of field numbers: later ones add names and
+    // overwrite earlier ones, within 4 fields, within 8, and past them.
+    const bursts: Record<string, [number, number][]> = {
+      'ws-narrow': [
+        [0, 2],
+        [1, 3],
+        [0, 1],
+      ],
+      'ws-eight': [
+        [0, 3],
+        [2, 6],
+        [7, 8],
+        [5, 7],
+        [0, 1],
+      ],
+      'ws-wide': [
+        [0, 3],
+        [2, 6],
+        [5, 9],
+        [0, 1],
+        [8, 20],
+        [3, 4],
+      ],
+    };
+    const expected: Record<string, Record<string, unknown>> = {};
+    for (const [workspaceId, ranges] of Object.entries(bursts)) {
+      const model: Record<string, unknown> = {};
+      ranges.forEach(([from, to], n) => {
+        const patch: Record<string, unknown> = {};
+        for (let i = to - 1; i >= from; i--) patch[`f${i}`] = `${n}-${i}`;
+        coalescer.enqueue(workspaceId, patch, 's');
+        Object.assign(model, patch);
+      });
+      expected[workspaceId] = model;
+      // Reading the pending fields leaves them as they were.
+      expect(coalescer.peek(workspaceId)).toEqual(model);
+    }
+    coalescer.enqueue('ws-eight', { f9: 'late' }, 's');
+    Object.assign(expected['ws-eight'] ?? {}, { f9: 'late' });
+    vi.advanceTimersByTime(150);
+    const calls = storeArgs(store.upsert);
+    expect(calls).toHaveLength(3);
+    for (const [workspaceId, fields] of calls) {
+      expect(fields).toEqual(expected[workspaceId]);
+      expect(Object.keys(fields as object)).toEqual(Object.keys(expected[workspaceId] ?? {}));
+    }
+  });
+
+  it('keeps __proto__ an own field whichever place it takes in a patch', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store);
+    coalescer.enqueue('ws-1', JSON.parse('{"a":1,"b":2,"c":3,"d":4,"__proto__":{"x":1}}'), 's');
+    const wide = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, i]));
+    coalescer.enqueue('ws-2', { ...wide, ...JSON.parse('{"__proto__":{"x":2}}') }, 's');
+    vi.advanceTimersByTime(150);
+    for (const [workspaceId, x] of [
+      ['ws-1', 1],
+      ['ws-2', 2],
+    ] as const) {
+      const fields = storeArgs(store.upsert).find((call) => call[0] === workspaceId)?.[1];
+      expect(Object.getPrototypeOf(fields)).toBe(Object.prototype);
+      expect(Object.getOwnPropertyDescriptor(fields, '__proto__')?.value).toEqual({ x });
+    }
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+
+  it('writes each workspace its own fields when every workspace has names of its own', () => {
+    const store = syncStore();
+    const coalescer = new EventCoalescer(store, { maxPending: 10_000 });
+    // More name lists than are kept for sharing, and the same names in other orders.
+    for (let w = 0; w < 6000; w++) {
+      coalescer.enqueue(`ws-${w}`, { [`own-${w}`]: w, shared: w }, 's');
+      coalescer.enqueue(`ws-${w}`, w % 2 === 0 ? { b: w, a: w } : { a: w, b: w }, 's');
+    }
+    vi.advanceTimersByTime(150);
+    const calls = storeArgs(store.upsert);
+    expect(calls).toHaveLength(6000);
+    for (const [workspaceId, fields] of calls) {
+      const w = Number(workspaceId.slice(3));
+      expect(Object.entries(fields as object)).toEqual([
+        [`own-${w}`, w],
+        ['shared', w],
+        ...(w % 2 === 0
+          ? [
+              ['b', w],
+              ['a', w],
+            ]
+          : [
+              ['a', w],
+              ['b', w],
+            ]),
+      ]);
+    }
+  });
+
   it('does not keep a reference to the caller’s patch', () => {
     const store = syncStore();
     const coalescer = new EventCoalescer(store);
