@@ -56,7 +56,8 @@ export class PendingPatch<F extends object = Fields> {
       values[i] = undefined;
       const names = this.#names;
       if (names !== undefined) {
-        const at = names.indexOf(name);
+        // Patches mostly bring their fields in the order first seen: try the same place first.
+        const at = names.items[i] === name ? i : names.indexOf(name);
         if (at !== -1) {
           this.#set(at, value);
           continue;
