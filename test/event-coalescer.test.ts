@@ -290,11 +290,11 @@ describe('EventCoalescer merge rules', () => {
     coalescer.enqueue('ws-eight', { f9: 'late' }, 's');
     Object.assign(expected['ws-eight'] ?? {}, { f9: 'late' });
     vi.advanceTimersByTime(150);
-    const calls = storeArgs(store.upsert);
+    const calls = storeArgs(store.upsert) as [string, object][];
     expect(calls).toHaveLength(3);
     for (const [workspaceId, fields] of calls) {
       expect(fields).toEqual(expected[workspaceId]);
-      expect(Object.keys(fields as object)).toEqual(Object.keys(expected[workspaceId] ?? {}));
+      expect(Object.keys(fields)).toEqual(Object.keys(expected[workspaceId] ?? {}));
     }
   });
 
@@ -325,11 +325,11 @@ describe('EventCoalescer merge rules', () => {
       coalescer.enqueue(`ws-${w}`, w % 2 === 0 ? { b: w, a: w } : { a: w, b: w }, 's');
     }
     vi.advanceTimersByTime(150);
-    const calls = storeArgs(store.upsert);
+    const calls = storeArgs(store.upsert) as [string, object][];
     expect(calls).toHaveLength(6000);
     for (const [workspaceId, fields] of calls) {
       const w = Number(workspaceId.slice(3));
-      expect(Object.entries(fields as object)).toEqual([
+      expect(Object.entries(fields)).toEqual([
         [`own-${w}`, w],
         ['shared', w],
         ...(w % 2 === 0
