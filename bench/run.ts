@@ -380,6 +380,30 @@ function table(results: Map<string, Samples>): string {
   return lines.join('\n');
 }
 
+/**
+ * event-coalescer against each other design, round by round: the designs of one round ran
+ * back to back, so a ratio within a round is not swayed by what the machine did in another.
+ */
+function roundRatios(results: Map<string, Samples>): string {
+  const ours = results.get('event-coalescer');
+  if (ours === undefined) return '';
+  const others = implementations.map((impl) => impl.name).filter((n) => n !== 'event-coalescer');
+  const metrics = ['A ns/enqueue', 'B ns/enqueue'].filter((metric) => ours[metric] !== undefined);
+  const lines = [
+    `| event-coalescer ÷ | ${others.join(' | ')} |`,
+    `|---|${others.map(() => '---:').join('|')}|`,
+  ];
+  for (const metric of metrics) {
+    const cells = others.map((name) => {
+      const theirs = results.get(name)?.[metric] ?? [];
+      const ratios = (ours[metric] ?? []).map((x, round) => x / (theirs[round] ?? Number.NaN));
+      return `${fmt(median(ratios))} (${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`;
+    });
+    lines.push(`| ${metric} | ${cells.join(' | ')} |`);
+  }
+  return `\nPer-round ratios, median (min–max):\n\n${lines.join('\n')}`;
+}
+
 function checkTargets(results: Map<string, Samples>): string[] {
   const m = (name: string, metric: string): number =>
     median(results.get(name)?.[metric] ?? [Number.NaN]);
@@ -431,6 +455,7 @@ console.log(
   `\n${quick ? 'QUICK (smoke run: reduced sizes shift every ratio)' : 'FULL'} — Node ${process.version}, ${cpus().length} × ${cpu}, ${rounds} rounds, medians (min–max), **ratio to floor**\n`,
 );
 console.log(table(results));
+console.log(roundRatios(results));
 if (quick || !implementations.some((impl) => impl.name === 'event-coalescer')) {
   console.log(`\n${quick ? 'quick mode' : 'event-coalescer not measured'}: targets not checked`);
 } else {
