@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --quick] [--rounds N] [--only A,B,C] [--impls floor,naive,...] [--baseline REF,...]
+ * npm run bench [-- --quick] [--rounds N] [--only A,B,C] [--impls floor,naive,...] [--baseline REF,...] [--warm-heap]
  *
  * Measures every implementation in one process, several rounds in alternating order, and
  * prints medians (min–max) with ratios against the floor measured in the same process.
@@ -20,6 +20,10 @@ import {
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    // No full collection before A and B: the heap as a running service has it, not just
+    // collected (V8 then starts marking soon, which every store into an old object pays for).
+    // B's bytes per key are not measured then.
+    'warm-heap': { type: 'boolean', default: false },
     rounds: { type: 'string' },
     only: { type: 'string' },
     impls: { type: 'string' },
@@ -49,6 +53,7 @@ if (gc === undefined) {
   console.error('bench: run with node --expose-gc (npm run bench does)');
   process.exit(2);
 }
+const warmHeap = values['warm-heap'] === true;
 const fullGc = (): void => {
   gc();
   gc();
@@ -122,7 +127,7 @@ interface ManyKeys {
 async function manyKeys(impl: Implementation): Promise<ManyKeys> {
   const keys = sizes.keys;
   const timersBefore = liveTimeouts();
-  fullGc();
+  if (!warmHeap) fullGc();
   const heapBefore = process.memoryUsage().heapUsed;
   const instance = impl.create(10_000, noWrite);
   const started = now();
@@ -137,7 +142,7 @@ async function manyKeys(impl: Implementation): Promise<ManyKeys> {
   }
   const elapsedMs = now() - started;
   const timersPerKey = (liveTimeouts() - timersBefore) / keys;
-  fullGc();
+  if (!warmHeap) fullGc();
   const bytesPerKey = (process.memoryUsage().heapUsed - heapBefore) / keys;
   if (instance.pendingCount !== keys)
     throw new Error(`${impl.name}: ${instance.pendingCount} pending, expected ${keys}`);
@@ -317,14 +322,15 @@ async function measure(): Promise<Map<string, Samples>> {
       // Alternate the order, so that no design always runs first or last.
       const order = round % 2 === 0 ? implementations : [...implementations].reverse();
       for (const impl of order) {
-        // B and C measure the heap: start them from a settled one.
-        if (workload === 'A') fullGc();
-        else await settle(timersAtStart);
+        // B and C measure the heap: start them from a settled one (not B with --warm-heap).
+        if (workload === 'A') {
+          if (!warmHeap) fullGc();
+        } else if (!warmHeap || workload === 'C') await settle(timersAtStart);
         if (workload === 'A') collect(results, impl.name, 'A ns/enqueue', await hotKey(impl));
         if (workload === 'B') {
           const b = await manyKeys(impl);
           collect(results, impl.name, 'B ns/enqueue', b.nsPerEnqueue);
-          collect(results, impl.name, 'B bytes/key', b.bytesPerKey);
+          if (!warmHeap) collect(results, impl.name, 'B bytes/key', b.bytesPerKey);
           collect(results, impl.name, 'B flushAll ms', b.flushAllMs);
           collect(results, impl.name, 'B timers/key', b.timersPerKey);
         }
@@ -456,8 +462,9 @@ console.log(
 );
 console.log(table(results));
 console.log(roundRatios(results));
-if (quick || !implementations.some((impl) => impl.name === 'event-coalescer')) {
-  console.log(`\n${quick ? 'quick mode' : 'event-coalescer not measured'}: targets not checked`);
+if (quick || warmHeap || !implementations.some((impl) => impl.name === 'event-coalescer')) {
+  const why = quick ? 'quick mode' : warmHeap ? '--warm-heap' : 'event-coalescer not measured';
+  console.log(`\n${why}: targets not checked`);
 } else {
   const misses = checkTargets(results);
   if (misses.length === 0) {
