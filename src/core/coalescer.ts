@@ -165,11 +165,7 @@ export class EventCoalescer<F extends object = Fields> {
    */
   enqueue(workspaceId: string, fields: Patch<F>, source: string, options?: EnqueueOptions): void {
     assertWorkspaceId(workspaceId);
-    if (
-      typeof fields !== 'object' ||
-      fields === null ||
-      !isLiteralObject(fields)
-    ) {
+    if (typeof fields !== 'object' || fields === null || !isLiteralObject(fields)) {
       if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
     }
     if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
