@@ -175,17 +175,6 @@ export class EventCoalescer<F extends object = Fields> {
     }
     const deadlines = this.#deadlines;
     // Read first: a getter that throws is the caller's error, with nothing merged or counted.
-    if (options === undefined && !this.#leading && deadlines.timedCount === 0) {
-      // The common case: no options, no leading edge, no patch with windows of its own. The
-      // quiet queue's O(1) path serves it.
-      const staged = stageFields(fields);
-      const pendingBefore = deadlines.size;
-      const patch = deadlines.touch(workspaceId, source);
-      patch.merge(staged);
-      this.#enqueued(patch, pendingBefore);
-      if (deadlines.isOverdue(patch)) this.#writePending(workspaceId);
-      return;
-    }
     const read =
       options === undefined
         ? undefined
@@ -196,6 +185,8 @@ export class EventCoalescer<F extends object = Fields> {
       deadlines.isQuiet(workspaceId, read?.windowMs) &&
       !this.#lanes.has(workspaceId);
     const pendingBefore = deadlines.size;
+    // Without options, and while no patch has windows of its own, the quiet queue's O(1) path
+    // serves the enqueue; `touchTimed` decides the rest.
     const patch =
       read === undefined && deadlines.timedCount === 0
         ? deadlines.touch(workspaceId, source)

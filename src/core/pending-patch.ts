@@ -7,17 +7,17 @@ const MAX_SHARED_LISTS = 4096;
 const sourceLists = new ListFamily(MAX_SHARED_LISTS);
 const fieldNames = new ListFamily(MAX_SHARED_LISTS);
 
-/** Past this many fields, a patch keeps them in a record: a list is searched name by name. */
-const MAX_LISTED_FIELDS = 8;
+/** Past this many fields (its slots), a patch keeps them in a record. */
+const MAX_LISTED_FIELDS = 4;
 
 /**
  * The merged, not yet written patch of one workspace, over the snapshot's fields `F`.
  *
  * While pending, its fields are values by position in a list of their names, which is shared
- * by every patch that saw the same names in the same order; the first four values have slots
- * of their own. An enqueue then stores each value into a slot, where a record would take a
- * keyed store, and a pending workspace holds no record. The store receives a record, made
- * once, when it is to be written (or once a patch has more than MAX_LISTED_FIELDS fields).
+ * by every patch that saw the same names in the same order, in slots of the patch itself. An
+ * enqueue then stores each value into a slot, where a record would take a keyed store, and a
+ * pending workspace holds no record. The store receives a record, made once, when it is to be
+ * written (or once a patch has more than MAX_LISTED_FIELDS fields).
  */
 export class PendingPatch<F extends object = Fields> {
   readonly workspaceId: string;
@@ -27,8 +27,6 @@ export class PendingPatch<F extends object = Fields> {
   #value1: unknown = undefined;
   #value2: unknown = undefined;
   #value3: unknown = undefined;
-  /** The listed values from the fifth on. */
-  #more: unknown[] | undefined = undefined;
   /** The fields as the record the store receives, once made. */
   #record: Record<string, unknown> | undefined = undefined;
   /** Source labels in first-seen order, each once: most patches have a single one. */
@@ -103,7 +101,7 @@ export class PendingPatch<F extends object = Fields> {
     this.mergeInto(record);
     this.#record = record;
     this.#names = undefined;
-    this.#value0 = this.#value1 = this.#value2 = this.#value3 = this.#more = undefined;
+    this.#value0 = this.#value1 = this.#value2 = this.#value3 = undefined;
     return record;
   }
 
@@ -115,10 +113,8 @@ export class PendingPatch<F extends object = Fields> {
         return this.#value1;
       case 2:
         return this.#value2;
-      case 3:
-        return this.#value3;
       default:
-        return this.#more?.[at - 4];
+        return this.#value3;
     }
   }
 
@@ -133,15 +129,9 @@ export class PendingPatch<F extends object = Fields> {
       case 2:
         this.#value2 = value;
         return;
-      case 3:
+      default:
         this.#value3 = value;
-        return;
     }
-    // Grown one slot at a time, to the size it needs: few patches list more than four fields.
-    const more = this.#more;
-    const index = at - 4;
-    if (more !== undefined && index < more.length) more[index] = value;
-    else this.#more = more === undefined ? [value] : [...more, value];
   }
 
   addSource(source: string): void {
