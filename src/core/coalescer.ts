@@ -197,20 +197,16 @@ export class EventCoalescer<F extends object = Fields> {
             read?.maxWaitMs ?? this.#options.maxWaitMs,
           );
     patch.merge(staged);
-    this.#enqueued(patch, pendingBefore);
+    this.#counts.enqueued++;
+    // A new pending patch: marked once, whatever follows it, and kept within `maxPending`.
+    if (deadlines.size > pendingBefore) {
+      this.#marks?.mark(workspaceId);
+      if (deadlines.size > this.#maxPending) this.#writeOldest();
+    }
     if (read?.immediate === true) this.#flushNow(workspaceId);
     // Written now: the first event after a quiet spell (leading edge), or a patch whose
     // maxWaitMs has passed while the event loop was too busy to run the timer.
     else if (leadingEdge || deadlines.isOverdue(patch)) this.#writePending(workspaceId);
-  }
-
-  /** Counts a merge; a new pending patch is marked once (whatever follows it) and kept within `maxPending`. */
-  #enqueued(patch: PendingPatch<F>, pendingBefore: number): void {
-    this.#counts.enqueued++;
-    const deadlines = this.#deadlines;
-    if (deadlines.size <= pendingBefore) return;
-    this.#marks?.mark(patch.workspaceId);
-    if (deadlines.size > this.#maxPending) this.#writeOldest();
   }
 
   /**

@@ -21,8 +21,8 @@ const MAX_LISTED_FIELDS = 4;
  */
 export class PendingPatch<F extends object = Fields> {
   readonly workspaceId: string;
-  /** The names of the listed values, in first-merged order; `undefined` once they are a record. */
-  #names: SharedList | undefined = fieldNames.empty;
+  /** The names of the values in slots, in first-merged order, until they are a record. */
+  #names: SharedList = fieldNames.empty;
   #value0: unknown = undefined;
   #value1: unknown = undefined;
   #value2: unknown = undefined;
@@ -52,8 +52,8 @@ export class PendingPatch<F extends object = Fields> {
       const name = keys[i] as string;
       const value = values[i];
       values[i] = undefined;
-      const names = this.#names;
-      if (names !== undefined) {
+      if (this.#record === undefined) {
+        const names = this.#names;
         // Patches mostly bring their fields in the order first seen: try the same place first.
         const at = names.items[i] === name ? i : names.indexOf(name);
         if (at !== -1) {
@@ -73,12 +73,11 @@ export class PendingPatch<F extends object = Fields> {
 
   /** Copies the merged fields onto `target`, theirs winning. */
   mergeInto(target: Record<string, unknown>): void {
-    const names = this.#names;
-    if (names === undefined) {
-      mergeFields(target, this.#recordOf());
+    if (this.#record !== undefined) {
+      mergeFields(target, this.#record);
       return;
     }
-    const items = names.items;
+    const items = this.#names.items;
     for (let i = 0; i < items.length; i++) setField(target, items[i] as string, this.#get(i));
   }
 
@@ -100,7 +99,6 @@ export class PendingPatch<F extends object = Fields> {
     const record: Record<string, unknown> = {};
     this.mergeInto(record);
     this.#record = record;
-    this.#names = undefined;
     this.#value0 = this.#value1 = this.#value2 = this.#value3 = undefined;
     return record;
   }
