@@ -8,10 +8,11 @@ import { Deadlines } from './deadlines.js';
 import { assertKnownKeys, assertWorkspaceId, expected, numberOption } from './describe.js';
 import { EventCoalescerError } from './errors.js';
 import { Guard } from './guard.js';
-import { isPlainObject, stageFields } from './merge.js';
+import { isPlainObject, type StagedFields, stageFields } from './merge.js';
+import { interruptOpenMerge } from './open-merge.js';
 import { assertStore, type ResolvedOptions, resolveOptions } from './options.js';
 import { PendingMarks } from './pending-marks.js';
-import type { PendingPatch } from './pending-patch.js';
+import { PendingPatch } from './pending-patch.js';
 import { Receipts, type SettledOutcome } from './receipts.js';
 import { clearTimer, setTimer, type Timer } from './timers.js';
 import { dropChannel } from './tracing.js';
@@ -169,6 +170,7 @@ export class EventCoalescer<F extends object = Fields> {
       if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
     }
     if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
+    interruptOpenMerge();
     if (this.#closed) {
       this.#drop(workspaceId, source);
       return;
@@ -179,14 +181,44 @@ export class EventCoalescer<F extends object = Fields> {
       options === undefined
         ? undefined
         : readEnqueueOptions(options, this.#options.windowMs, this.#options.maxWaitMs);
-    const staged = stageFields(fields);
-    const leadingEdge =
-      this.#leading &&
-      deadlines.isQuiet(workspaceId, read?.windowMs) &&
-      !this.#lanes.has(workspaceId);
+    // Without options, and while no patch has windows of its own, the fields merge into the
+    // pending patch (a new one, scheduled once they have) as they are read, and the quiet
+    // queue's O(1) path serves the enqueue.
+    if (read === undefined && deadlines.timedCount === 0) {
+      const now = deadlines.touchTime();
+      const pending = deadlines.get(workspaceId);
+      const patch = pending ?? new PendingPatch<F>(workspaceId, now, source);
+      const staged = patch.mergeOnePass(fields);
+      if (staged !== undefined) this.#mergeStaged(workspaceId, staged, source, undefined);
+      else if (pending !== undefined) {
+        deadlines.touched(patch, now, source);
+        this.#accepted(patch, false, false, false);
+      } else {
+        const leadingEdge = this.#leading && this.#isQuiet(workspaceId, undefined);
+        deadlines.schedule(patch, now);
+        this.#accepted(patch, true, leadingEdge, false);
+      }
+    } else this.#mergeStaged(workspaceId, stageFields(fields), source, read);
+  }
+
+  /**
+   * Merges fields read before any was merged (options, a wide patch, or a getter that called a
+   * coalescer); `touchTimed` decides the windows.
+   */
+  #mergeStaged(
+    workspaceId: string,
+    staged: StagedFields,
+    source: string,
+    read: Required<EnqueueOptions> | undefined,
+  ): void {
+    // A getter closed the coalescer: the enqueue comes after close().
+    if (this.#closed) {
+      this.#drop(workspaceId, source);
+      return;
+    }
+    const deadlines = this.#deadlines;
+    const leadingEdge = this.#leading && this.#isQuiet(workspaceId, read?.windowMs);
     const pendingBefore = deadlines.size;
-    // Without options, and while no patch has windows of its own, the quiet queue's O(1) path
-    // serves the enqueue; `touchTimed` decides the rest.
     const patch =
       read === undefined && deadlines.timedCount === 0
         ? deadlines.touch(workspaceId, source)
@@ -197,16 +229,32 @@ export class EventCoalescer<F extends object = Fields> {
             read?.maxWaitMs ?? this.#options.maxWaitMs,
           );
     patch.merge(staged);
+    this.#accepted(patch, deadlines.size > pendingBefore, leadingEdge, read?.immediate === true);
+  }
+
+  /** What follows a merge: counting, marking, the `maxPending` bound and writes due now. */
+  #accepted(
+    patch: PendingPatch<F>,
+    created: boolean,
+    leadingEdge: boolean,
+    immediate: boolean,
+  ): void {
+    const workspaceId = patch.workspaceId;
     this.#counts.enqueued++;
     // A new pending patch: marked once, whatever follows it, and kept within `maxPending`.
-    if (deadlines.size > pendingBefore) {
+    if (created) {
       this.#marks?.mark(workspaceId);
-      if (deadlines.size > this.#maxPending) this.#writeOldest();
+      if (this.#deadlines.size > this.#maxPending) this.#writeOldest();
     }
-    if (read?.immediate === true) this.#flushNow(workspaceId);
+    if (immediate) this.#flushNow(workspaceId);
     // Written now: the first event after a quiet spell (leading edge), or a patch whose
     // maxWaitMs has passed while the event loop was too busy to run the timer.
-    else if (leadingEdge || deadlines.isOverdue(patch)) this.#writePending(workspaceId);
+    else if (leadingEdge || this.#deadlines.isOverdue(patch)) this.#writePending(workspaceId);
+  }
+
+  /** Nothing pending for the workspace, and no write of it started or in flight lately. */
+  #isQuiet(workspaceId: string, windowMs: number | undefined): boolean {
+    return this.#deadlines.isQuiet(workspaceId, windowMs) && !this.#lanes.has(workspaceId);
   }
 
   /**
@@ -216,6 +264,7 @@ export class EventCoalescer<F extends object = Fields> {
    */
   remove(workspaceId: string): Promise<void> {
     assertWorkspaceId(workspaceId);
+    interruptOpenMerge();
     const dropped = this.#deadlines.take(workspaceId);
     if (dropped !== undefined) this.#receipts.removed(dropped);
     return this.#lanes.remove(workspaceId);
@@ -235,6 +284,7 @@ export class EventCoalescer<F extends object = Fields> {
    */
   settled(workspaceId: string): Promise<SettledOutcome> {
     assertWorkspaceId(workspaceId);
+    interruptOpenMerge();
     const patches = this.#outstanding(workspaceId);
     if (patches.length === 0 && this.#closed) {
       return Promise.reject(
@@ -251,6 +301,7 @@ export class EventCoalescer<F extends object = Fields> {
    */
   peek(workspaceId: string): Patch<F> | undefined {
     assertWorkspaceId(workspaceId);
+    interruptOpenMerge();
     const patches = this.#outstanding(workspaceId);
     if (patches.length === 0) return undefined;
     const fields: Record<string, unknown> = {};
@@ -261,6 +312,7 @@ export class EventCoalescer<F extends object = Fields> {
   /** Whether the workspace has fields accepted and not yet landed (see {@link peek}). */
   isPending(workspaceId: string): boolean {
     assertWorkspaceId(workspaceId);
+    interruptOpenMerge();
     return this.#outstanding(workspaceId).length > 0;
   }
 
@@ -278,6 +330,7 @@ export class EventCoalescer<F extends object = Fields> {
    */
   flush(workspaceId: string): Promise<void> {
     assertWorkspaceId(workspaceId);
+    interruptOpenMerge();
     this.#flushNow(workspaceId);
     return this.#lanes.whenRested(workspaceId) ?? Promise.resolve();
   }
@@ -287,6 +340,7 @@ export class EventCoalescer<F extends object = Fields> {
    * retry back-off. Resolves when the writes have settled.
    */
   flushAll(): Promise<void> {
+    interruptOpenMerge();
     const flush = (): void => {
       // Back-offs end first, so a write that fails now waits out its own back-off.
       this.#lanes.endAllBackoffs();
@@ -303,6 +357,7 @@ export class EventCoalescer<F extends object = Fields> {
    * still unanswered after `drainTimeoutMs` are reported to `onError`. Idempotent.
    */
   close(): Promise<void> {
+    interruptOpenMerge();
     if (this.#closing === undefined) {
       this.#closed = true;
       this.#closing = this.#drain();

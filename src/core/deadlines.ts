@@ -118,27 +118,35 @@ export class Deadlines<F extends object> {
    * its own: {@link touchTimed} tells, and serves the others.
    */
   touch(workspaceId: string, source: string): PendingPatch<F> {
-    const now = this.#touchTime();
+    const now = this.touchTime();
     let patch = this.#pending.get(workspaceId);
     if (patch === undefined) {
       patch = new PendingPatch(workspaceId, now, source);
-      this.#pending.set(workspaceId, patch);
-      this.#quiet.append(patch);
-      // Without a timer nothing else is pending, so this patch's deadline is the earliest.
-      if (this.#timer === undefined) this.#arm(now);
-      // A timer kept for the leading edge's bookkeeping, or for patches with windows of their
-      // own, may be due after this patch's first deadline: the earlier deadline wins.
-      else if (now + this.#firstDeadlineMs < this.#armedFor) {
-        clearTimer(this.#timer);
-        this.#arm(now);
-      }
-    } else {
-      patch.lastAt = now;
-      // A hot key is already the newest: skip the relinking.
-      if (patch !== this.#quiet.newest) this.#quiet.touch(patch);
-      patch.addSource(source);
-    }
+      this.schedule(patch, now);
+    } else this.touched(patch, now, source);
     return patch;
+  }
+
+  /** Schedules a new patch made at `now` ({@link touchTime}), due in `windowMs`. */
+  schedule(patch: PendingPatch<F>, now: number): void {
+    this.#pending.set(patch.workspaceId, patch);
+    this.#quiet.append(patch);
+    // Without a timer nothing else is pending, so this patch's deadline is the earliest.
+    if (this.#timer === undefined) this.#arm(now);
+    // A timer kept for the leading edge's bookkeeping, or for patches with windows of their
+    // own, may be due after this patch's first deadline: the earlier deadline wins.
+    else if (now + this.#firstDeadlineMs < this.#armedFor) {
+      clearTimer(this.#timer);
+      this.#arm(now);
+    }
+  }
+
+  /** Restarts the window of a pending patch without windows of its own, adding `source`. */
+  touched(patch: PendingPatch<F>, now: number, source: string): void {
+    patch.lastAt = now;
+    // A hot key is already the newest: skip the relinking.
+    if (patch !== this.#quiet.newest) this.#quiet.touch(patch);
+    patch.addSource(source);
   }
 
   /**
@@ -156,7 +164,7 @@ export class Deadlines<F extends object> {
     if (!ownWindows && this.#timed.get(workspaceId) === undefined) {
       return this.touch(workspaceId, source);
     }
-    const now = this.#touchTime();
+    const now = this.touchTime();
     if (windowMs > this.#recentSpan) this.#recentSpan = windowMs;
     let patch = this.#pending.get(workspaceId);
     let dueAt: number;
@@ -202,7 +210,7 @@ export class Deadlines<F extends object> {
    * Now, for an enqueue. Should the clock read earlier than the newest time in the quiet queue,
    * or than the timer's last firing, time stands still there: the queue stays in order.
    */
-  #touchTime(): number {
+  touchTime(): number {
     const now = this.#now();
     const newest = this.#quiet.newest;
     const floor =

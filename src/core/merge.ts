@@ -22,7 +22,7 @@ let sharedInUse = false;
 const empty = {};
 
 /** Whether `Object.prototype` carries enumerable keys, which `for…in` would yield. */
-function prototypePolluted(): boolean {
+export function prototypePolluted(): boolean {
   for (const _ in empty) return true;
   return false;
 }
@@ -50,6 +50,13 @@ export function stageFields(patch: Record<string, unknown>): StagedFields {
   }
   staged.count = count;
   return staged;
+}
+
+/** Adds one more field read to `staged`. */
+export function stageField(staged: StagedFields, key: string, value: unknown): void {
+  staged.keys[staged.count] = key;
+  staged.values[staged.count] = value;
+  staged.count++;
 }
 
 /**

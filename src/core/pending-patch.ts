@@ -1,4 +1,19 @@
-import { mergeFields, type StagedFields, setField } from './merge.js';
+import {
+  mergeFields,
+  prototypePolluted,
+  type StagedFields,
+  setField,
+  stageField,
+  stageFields,
+} from './merge.js';
+import {
+  closePass,
+  interruptOpenMerge,
+  type OpenMerge,
+  openMerge,
+  takeInterrupted,
+  type Undoable,
+} from './open-merge.js';
 import { ListFamily, type SharedList } from './shared-list.js';
 import type { Fields, Patch } from './types.js';
 
@@ -19,7 +34,9 @@ const MAX_LISTED_FIELDS = 4;
  * pending workspace holds no record. The store receives a record, made once, when it is to be
  * written (or once a patch has more than MAX_LISTED_FIELDS fields).
  */
-export class PendingPatch<F extends object = Fields> {
+const hasOwn = Object.hasOwn;
+
+export class PendingPatch<F extends object = Fields> implements Undoable {
   readonly workspaceId: string;
   /** The names of the values in slots, in first-merged order, until they are a record. */
   #names: SharedList = fieldNames.empty;
@@ -43,6 +60,90 @@ export class PendingPatch<F extends object = Fields> {
     this.firstAt = now;
     this.lastAt = now;
     this.sources = source;
+  }
+
+  /**
+   * Merges the own defined fields of `fields` as it reads them, in one pass, each getter once.
+   * Answers `undefined` when they are merged. Answers the fields, all read and none merged,
+   * when the pass could not finish in place — the patch needs a record, or a getter called a
+   * coalescer (see `open-merge.ts`) — for the caller to look the patch up again and `merge`
+   * them. A getter that throws leaves the patch as it was.
+   */
+  mergeOnePass(fields: Record<string, unknown>): StagedFields | undefined {
+    if (this.#record !== undefined) return stageFields(fields);
+    const open = openMerge;
+    if (open.patch !== undefined) interruptOpenMerge();
+    open.patch = this;
+    open.written = 0;
+    open.names = this.#names;
+    open.value0 = this.#value0;
+    open.value1 = this.#value1;
+    open.value2 = this.#value2;
+    open.value3 = this.#value3;
+    const ownOnly = prototypePolluted();
+    let staged: StagedFields | undefined;
+    let i = 0;
+    try {
+      for (const name in fields) {
+        if (ownOnly && !hasOwn(fields, name)) continue;
+        const value = fields[name];
+        if (value === undefined) continue;
+        if (staged === undefined) {
+          // The getter just read called a coalescer, which put the pass back.
+          if (open.patch !== this) staged = takeInterrupted();
+          else {
+            const names = this.#names;
+            // Patches mostly bring their fields in the order first seen: the same place first.
+            let at = names.items[i] === name ? i : names.indexOf(name);
+            i++;
+            if (at === -1) at = names.items.length;
+            // A fifth name: the patch needs a record, which a pass does not put back.
+            if (at === MAX_LISTED_FIELDS) staged = this.#putBack();
+            else {
+              if (at === names.items.length) this.#names = names.with(name);
+              open.written |= 1 << at;
+              this.#set(at, value);
+              continue;
+            }
+          }
+        }
+        stageField(staged, name, value);
+      }
+    } catch (error) {
+      if (open.patch === this) {
+        this.undo(open, undefined);
+        closePass();
+      } else if (staged === undefined) takeInterrupted();
+      throw error;
+    }
+    if (staged !== undefined) return staged;
+    // A proxy's trap may call a coalescer after the last field too.
+    if (open.patch !== this) return takeInterrupted();
+    closePass();
+    return undefined;
+  }
+
+  /** Puts the pass back and answers the fields it had merged. */
+  #putBack(): StagedFields {
+    const staged: StagedFields = { keys: [], values: [], count: 0 };
+    this.undo(openMerge, staged);
+    closePass();
+    return staged;
+  }
+
+  /** Puts back the names and values `open` kept; the fields the pass wrote go to `into`. */
+  undo(open: OpenMerge, into: StagedFields | undefined): void {
+    if (into !== undefined) {
+      const items = this.#names.items;
+      for (let at = 0; at < items.length; at++) {
+        if ((open.written & (1 << at)) !== 0) stageField(into, items[at] as string, this.#get(at));
+      }
+    }
+    this.#names = open.names ?? fieldNames.empty;
+    this.#value0 = open.value0;
+    this.#value1 = open.value1;
+    this.#value2 = open.value2;
+    this.#value3 = open.value3;
   }
 
   /** Merges fields read by `stageFields`, the later values winning, and lets go of them. */
