@@ -170,7 +170,6 @@ export class EventCoalescer<F extends object = Fields> {
       if (!isPlainObject(fields)) throw new TypeError(expected('fields', 'a plain object', fields));
     }
     if (typeof source !== 'string') throw new TypeError(expected('source', 'a string', source));
-    interruptOpenMerge();
     if (this.#closed) {
       this.#drop(workspaceId, source);
       return;
@@ -211,6 +210,7 @@ export class EventCoalescer<F extends object = Fields> {
     source: string,
     read: Required<EnqueueOptions> | undefined,
   ): void {
+    interruptOpenMerge();
     // A getter closed the coalescer: the enqueue comes after close().
     if (this.#closed) {
       this.#drop(workspaceId, source);

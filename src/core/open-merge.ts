@@ -22,7 +22,7 @@ export interface Undoable {
 export interface OpenMerge {
   /** The patch of the open pass; none between passes. */
   patch: Undoable | undefined;
-  /** The patch's names and four slot values before the pass. */
+  /** The patch's names before the pass, and what each slot it has written held. */
   names: SharedList | undefined;
   value0: unknown;
   value1: unknown;

@@ -76,10 +76,6 @@ export class PendingPatch<F extends object = Fields> implements Undoable {
     open.patch = this;
     open.written = 0;
     open.names = this.#names;
-    open.value0 = this.#value0;
-    open.value1 = this.#value1;
-    open.value2 = this.#value2;
-    open.value3 = this.#value3;
     const ownOnly = prototypePolluted();
     let staged: StagedFields | undefined;
     let i = 0;
@@ -102,7 +98,7 @@ export class PendingPatch<F extends object = Fields> implements Undoable {
             else {
               if (at === names.items.length) this.#names = names.with(name);
               open.written |= 1 << at;
-              this.#set(at, value);
+              this.#setKeeping(at, value, open);
               continue;
             }
           }
@@ -140,10 +136,11 @@ export class PendingPatch<F extends object = Fields> implements Undoable {
       }
     }
     this.#names = open.names ?? fieldNames.empty;
-    this.#value0 = open.value0;
-    this.#value1 = open.value1;
-    this.#value2 = open.value2;
-    this.#value3 = open.value3;
+    const written = open.written;
+    if ((written & 1) !== 0) this.#value0 = open.value0;
+    if ((written & 2) !== 0) this.#value1 = open.value1;
+    if ((written & 4) !== 0) this.#value2 = open.value2;
+    if ((written & 8) !== 0) this.#value3 = open.value3;
   }
 
   /** Merges fields read by `stageFields`, the later values winning, and lets go of them. */
@@ -214,6 +211,27 @@ export class PendingPatch<F extends object = Fields> implements Undoable {
         return this.#value2;
       default:
         return this.#value3;
+    }
+  }
+
+  /** Sets a slot, keeping what it held in `open` (each slot is set once in a pass). */
+  #setKeeping(at: number, value: unknown, open: OpenMerge): void {
+    switch (at) {
+      case 0:
+        open.value0 = this.#value0;
+        this.#value0 = value;
+        return;
+      case 1:
+        open.value1 = this.#value1;
+        this.#value1 = value;
+        return;
+      case 2:
+        open.value2 = this.#value2;
+        this.#value2 = value;
+        return;
+      default:
+        open.value3 = this.#value3;
+        this.#value3 = value;
     }
   }
 
