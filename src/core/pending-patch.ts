@@ -37,6 +37,14 @@ const MAX_LISTED_FIELDS = 4;
 const hasOwn = Object.hasOwn;
 
 export class PendingPatch<F extends object = Fields> implements Undoable {
+  /**
+   * One patch kept for the life of the class: when no workspace is pending, a full collection
+   * would otherwise drop the engine's hidden class of patches, and the enqueue's optimised code
+   * with it, to be rebuilt during the next burst.
+   */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held, never read
+  static readonly #kept = new PendingPatch('', 0, '');
+
   readonly workspaceId: string;
   /** The names of the values in slots, in first-merged order, until they are a record. */
   #names: SharedList = fieldNames.empty;
