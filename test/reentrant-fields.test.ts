@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventCoalescer } from '../src/index.js';
+import { createMemorySnapshotStore } from '../src/stores/memory.js';
 import { syncStore } from './support/helpers.js';
 import { storeArgs } from './support/store-matchers.js';
 
@@ -196,5 +198,116 @@ describe('EventCoalescer fields whose getters call the coalescer', () => {
       { a: 2, b: 0, c: 2 },
     ]);
     expect(coalescer.peek('ws-1')).toEqual({ a: 1, b: 1, c: 2 });
+  });
+});
+
+/** What a getter does before it returns its value; `nested` is run by the getter. */
+type Op =
+  | { kind: 'enqueue'; ws: string; fields: FieldSpec[]; source: string }
+  | { kind: 'peek'; ws: string }
+  | { kind: 'flush'; ws: string }
+  | { kind: 'remove'; ws: string }
+  | { kind: 'flushAll' };
+/** A field: a plain value, or a getter that runs `ops` and then returns `value` or throws. */
+interface FieldSpec {
+  name: string;
+  value: number | null | undefined;
+  ops: Op[];
+  throws: boolean;
+}
+
+/** Operations whose getters nest at most `depth` levels. */
+function opArb(depth: number): fc.Arbitrary<Op> {
+  const field: fc.Arbitrary<FieldSpec> = fc.record({
+    name: fc.constantFrom('p', 'q', 'r', 's', 't', 'u'),
+    value: fc.oneof(fc.integer({ min: 0, max: 9 }), fc.constant(null), fc.constant(undefined)),
+    ops: depth === 0 ? fc.constant([]) : fc.array(opArb(depth - 1), { maxLength: 2 }),
+    throws: fc.integer({ min: 0, max: 7 }).map((n) => n === 0),
+  });
+  const ws = fc.constantFrom('a', 'b');
+  return fc.oneof(
+    fc.record({
+      kind: fc.constant('enqueue' as const),
+      ws,
+      fields: fc.uniqueArray(field, { maxLength: 6, selector: (spec) => spec.name }),
+      source: fc.constantFrom('s1', 's2'),
+    }),
+    fc.record({ kind: fc.constant('peek' as const), ws }),
+    fc.record({ kind: fc.constant('flush' as const), ws }),
+    fc.record({ kind: fc.constant('remove' as const), ws }),
+    fc.record({ kind: fc.constant('flushAll' as const) }),
+  );
+}
+
+/**
+ * Runs `ops` against `coalescer`. `asGetters`: fields with ops or a throw are getters, run as
+ * the enqueue reads them. Otherwise each enqueue first runs its fields' ops itself, in order,
+ * and enqueues plain values: what an enqueue that read every field before merging any does.
+ */
+function run(coalescer: EventCoalescer, ops: Op[], asGetters: boolean, seen: unknown[]): void {
+  for (const op of ops) {
+    try {
+      if (op.kind === 'peek') seen.push(coalescer.peek(op.ws));
+      else if (op.kind === 'flush') void coalescer.flush(op.ws);
+      else if (op.kind === 'remove') void coalescer.remove(op.ws);
+      else if (op.kind === 'flushAll') void coalescer.flushAll();
+      else if (asGetters) {
+        const fields: Record<string, unknown> = {};
+        for (const field of op.fields) {
+          if (field.ops.length === 0 && !field.throws) fields[field.name] = field.value;
+          else {
+            Object.defineProperty(fields, field.name, {
+              enumerable: true,
+              get() {
+                run(coalescer, field.ops, true, seen);
+                if (field.throws) throw new Error('getter');
+                return field.value;
+              },
+            });
+          }
+        }
+        coalescer.enqueue(op.ws, fields, op.source);
+      } else {
+        const fields: Record<string, unknown> = {};
+        for (const field of op.fields) {
+          run(coalescer, field.ops, false, seen);
+          if (field.throws) throw new Error('getter');
+          fields[field.name] = field.value;
+        }
+        coalescer.enqueue(op.ws, fields, op.source);
+      }
+    } catch (error) {
+      seen.push((error as Error).message);
+    }
+  }
+}
+
+describe('EventCoalescer fields whose getters call it, against reading every field first', () => {
+  it('leaves the same store, pending fields, counts and sightings', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb(2), { maxLength: 12 }), async (ops) => {
+        const outcomes = [];
+        for (const asGetters of [true, false]) {
+          const store = createMemorySnapshotStore();
+          const coalescer = new EventCoalescer(store, { canCreate: () => true });
+          const seen: unknown[] = [];
+          run(coalescer, ops, asGetters, seen);
+          const pending = { a: coalescer.peek('a'), b: coalescer.peek('b') };
+          const counts = coalescer.stats();
+          await coalescer.close();
+          outcomes.push({
+            seen,
+            pending,
+            enqueued: counts.enqueued,
+            snapshot: {
+              a: await store.getByWorkspaceId('a'),
+              b: await store.getByWorkspaceId('b'),
+            },
+          });
+        }
+        expect(outcomes[0]).toEqual(outcomes[1]);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
