@@ -1,12 +1,12 @@
 // What a user pays, as a bundler sees it: the built package bundled by esbuild, tree-shaken
 // (`sideEffects: false`), minified and gzipped. Two goals guard against bloat:
-// - importing only `EventCoalescer` from the root: at most 12 KB;
-// - the whole root (every export): at most 18 KB.
+// - importing only `EventCoalescer` from the root: at most 12.5 KB;
+// - the whole root (every export): at most 19 KB.
 // The subpaths are printed for the record (each includes the core it builds on).
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 
-const GOALS = { coalescerOnly: 12 * 1024, wholeRoot: 18 * 1024 };
+const GOALS = { coalescerOnly: 12.5 * 1024, wholeRoot: 19 * 1024 };
 
 async function measure(name, contents) {
   const result = await build({
