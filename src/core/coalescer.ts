@@ -92,6 +92,7 @@ function readEnqueueOptions(
 export class EventCoalescer<F extends object = Fields> {
   readonly #options: ResolvedOptions<F>;
   readonly #maxPending: number;
+  readonly #maxWaitMs: number;
   readonly #leading: boolean;
   readonly #guard: Guard<F>;
   readonly #deadlines: Deadlines<F>;
@@ -113,6 +114,7 @@ export class EventCoalescer<F extends object = Fields> {
     );
     this.#options = options;
     this.#maxPending = options.maxPending;
+    this.#maxWaitMs = options.maxWaitMs;
     this.#leading = options.leading;
     this.#guard = new Guard(options.logger, options.onError, this.#counts);
     const marks =
@@ -191,7 +193,8 @@ export class EventCoalescer<F extends object = Fields> {
       if (staged !== undefined) this.#mergeStaged(workspaceId, staged, source, undefined);
       else if (pending !== undefined) {
         deadlines.touched(patch, now, source);
-        this.#accepted(patch, false, false, false);
+        this.#counts.enqueued++;
+        if (now - patch.firstAt >= this.#maxWaitMs) this.#writePending(workspaceId);
       } else {
         const leadingEdge = this.#leading && this.#isQuiet(workspaceId, undefined);
         deadlines.schedule(patch, now);
