@@ -32,6 +32,15 @@ export function attempt<A extends unknown[], R>(
   }
 }
 
+/** {@link attempt} for a function of one argument, called without an array of arguments. */
+export function attemptOne<A, R>(fn: (arg: A) => R, arg: A): R | Thrown {
+  try {
+    return fn(arg);
+  } catch (error) {
+    return new Thrown(error);
+  }
+}
+
 /** Calls `target[method](...args)`, the method read inside the guard (a getter may throw too). */
 export function attemptMethod<T extends object>(
   target: T,

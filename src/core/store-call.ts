@@ -4,7 +4,7 @@
  * the call's signal. What the store throws comes back as a `Thrown` (see the guard).
  */
 import { nextTimestamp } from './clock.js';
-import { attemptMethod, type Thrown } from './guard.js';
+import { attemptMethod, Thrown } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
 import type { SnapshotStore, StoreCallOptions } from './types.js';
 
@@ -89,16 +89,16 @@ export function invokeStore<F extends object>(
         signal,
       );
     case 'upsert': {
+      // Every write makes this call: called directly, without an array of arguments to apply.
       const patch = call.patch;
-      return attemptMethod(
-        store,
-        'upsert',
-        workspaceId,
-        patch.patch,
-        patch.sourceLabel(),
-        timestamps ? nextTimestamp() : undefined,
-        signal,
-      );
+      const fields = patch.patch;
+      const source = patch.sourceLabel();
+      const timestamp = timestamps ? nextTimestamp() : undefined;
+      try {
+        return store.upsert(workspaceId, fields, source, timestamp, signal);
+      } catch (error) {
+        return new Thrown(error);
+      }
     }
   }
 }

@@ -14,7 +14,7 @@
 import { nextTimestamp } from './clock.js';
 import type { Counts } from './counts.js';
 import { EventCoalescerError, errorCode } from './errors.js';
-import { adopt, attempt, type Guard, Thrown, whenSettled } from './guard.js';
+import { adopt, attemptOne, type Guard, Thrown, whenSettled } from './guard.js';
 import type { PendingPatch } from './pending-patch.js';
 import type { Receipts } from './receipts.js';
 import { backoffDelay, giveUpReason, type RetryRule } from './retry-rule.js';
@@ -226,7 +226,7 @@ export class WriteLane<F extends object> {
     this.#next = undefined;
     this.#writing = patch;
     this.#begin();
-    const canCreate = attempt(this.#settings.canCreate, undefined, patch.patch);
+    const canCreate = attemptOne(this.#settings.canCreate, patch.patch);
     if (canCreate instanceof Thrown) {
       // A failed try of this write, retried and reported like a store failure.
       this.#failed('canCreate', canCreate.error, false);

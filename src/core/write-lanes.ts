@@ -6,6 +6,7 @@
  * How one workspace's write moves is its lane's business (see `WriteLane`).
  */
 import { EventCoalescerError } from './errors.js';
+import { LaneTable } from './lane-table.js';
 import type { PendingPatch } from './pending-patch.js';
 import { StoreHealth } from './store-health.js';
 import { type LaneHost, type LaneSettings, type Verdict, WriteLane } from './write-lane.js';
@@ -28,7 +29,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   readonly settings: LaneSettings<F>;
   readonly #maxConcurrentWrites: number;
   readonly #maxBacklog: number;
-  readonly #lanes = new Map<string, WriteLane<F>>();
+  readonly #lanes = new LaneTable<WriteLane<F>>();
   /** Lanes waiting for a slot, oldest first; a lane that left the `ready` state is skipped. */
   #ready: WriteLane<F>[] = [];
   #readyHead = 0;
@@ -73,7 +74,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   /** Due patches waiting behind a call in flight, a back-off or the store (one per workspace). */
   get waitingCount(): number {
     let waiting = 0;
-    for (const lane of this.#lanes.values()) if (lane.hasWaitingPatch) waiting++;
+    for (const lane of this.#lanes.list()) if (lane.hasWaitingPatch) waiting++;
     return waiting;
   }
 
@@ -102,7 +103,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
 
   /** Ends every back-off, and probes a store that is away now. */
   endAllBackoffs(): void {
-    for (const lane of [...this.#lanes.values()]) lane.retryNow();
+    for (const lane of this.#lanes.list()) lane.retryNow();
     this.#health.probeNow();
   }
 
@@ -119,7 +120,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   /** Resolves when every lane with a call running or about to run rests. */
   whenAllRested(): Promise<void> {
     const waits: Promise<void>[] = [];
-    for (const lane of this.#lanes.values()) {
+    for (const lane of this.#lanes.list()) {
       const rested = lane.whenRested();
       if (rested !== undefined) waits.push(rested);
     }
@@ -138,7 +139,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   /** Gives up every lane with `error`, reporting each thing owed once; stops probing. */
   abandonAll(error: unknown): void {
     this.#health.stop();
-    for (const lane of [...this.#lanes.values()]) lane.abandon(error);
+    for (const lane of this.#lanes.list()) lane.abandon(error);
   }
 
   // What the lanes call (LaneHost).
@@ -216,7 +217,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
 
   /** Starts waiting lanes while slots are free; never re-entered, so its loop stays flat. */
   #drainReady(): void {
-    if (this.#draining) return;
+    if (this.#draining || this.#readyHead === this.#ready.length) return;
     const batch = this.settings.batch;
     if (batch !== undefined && !batch.open) {
       // The lanes it starts write together.
