@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEventCollector } from '../src/collector/index.js';
 import { EventCoalescer, type SnapshotStore } from '../src/index.js';
 import { createMemorySnapshotStore } from '../src/stores/memory.js';
-import { settle, syncStore } from './support/helpers.js';
+import { deferred, settle, syncStore } from './support/helpers.js';
 import { storeArgs } from './support/store-matchers.js';
 
 beforeEach(() => {
@@ -473,5 +473,61 @@ describe('close() under a hostile store', () => {
     expect(performance.now() - started).toBeLessThan(5000);
     expect(onError).toHaveBeenCalledTimes(1);
     expect(coalescer.stats().failed).toBe(1);
+  });
+});
+
+describe('a store that calls the coalescer back from inside a write', () => {
+  it('keeps track of a write still in flight whose call started another workspace’s', async () => {
+    const gate = deferred<void>();
+    const store = syncStore();
+    let coalescer!: EventCoalescer;
+    store.upsert.mockImplementation((id: string) => {
+      if (id !== 'ws-a') return;
+      coalescer.enqueue('ws-b', { status: 'READY' }, 'event:b', { immediate: true });
+      return gate.promise as unknown as undefined;
+    });
+    coalescer = new EventCoalescer(store, { windowMs: 100 });
+    coalescer.enqueue('ws-a', { status: 'RUNNING' }, 'event:a', { immediate: true });
+    expect(store.upsert).toHaveBeenCalledTimes(2);
+    // ws-a's call is in flight, ws-b's landed at once.
+    expect(coalescer.peek('ws-a')).toEqual({ status: 'RUNNING' });
+    expect(coalescer.peek('ws-b')).toBeUndefined();
+    let closed = false;
+    void coalescer.close().then(() => {
+      closed = true;
+    });
+    await settle();
+    expect(closed).toBe(false);
+    gate.resolve();
+    await settle();
+    expect(closed).toBe(true);
+    expect(coalescer.stats()).toMatchObject({ flushed: 2, failed: 0 });
+  });
+
+  it('keeps track of a call in flight started from inside a write that answered at once', async () => {
+    const gate = deferred<void>();
+    const store = syncStore();
+    let coalescer!: EventCoalescer;
+    store.upsert.mockImplementation((id: string) => {
+      if (id === 'ws-a') {
+        coalescer.enqueue('ws-b', { status: 'READY' }, 'event:b', { immediate: true });
+        return;
+      }
+      return gate.promise as unknown as undefined;
+    });
+    coalescer = new EventCoalescer(store, { windowMs: 100 });
+    coalescer.enqueue('ws-a', { status: 'RUNNING' }, 'event:a', { immediate: true });
+    expect(coalescer.peek('ws-a')).toBeUndefined();
+    expect(coalescer.peek('ws-b')).toEqual({ status: 'READY' });
+    let closed = false;
+    void coalescer.close().then(() => {
+      closed = true;
+    });
+    await settle();
+    expect(closed).toBe(false);
+    gate.resolve();
+    await settle();
+    expect(closed).toBe(true);
+    expect(coalescer.stats()).toMatchObject({ flushed: 2, failed: 0 });
   });
 });

@@ -1,40 +1,55 @@
 /**
  * The lanes of the workspaces with a store call running or waiting, by workspace id.
  *
- * A `Map` that empties gives its table back, and the next insert allocates a new one: when a
- * store answers at once, every write adds a lane and removes it again, and paid that (about a
- * tenth of a `flushAll`). One entry under `''`, which no workspace has as its id, keeps the map
- * from emptying; it holds no lane, so `get('')` answers `undefined` as for any idle workspace.
+ * A store that answers at once makes every write open a lane and let it rest before the write
+ * returns. In a `Map`, that is an insert and a delete each time, and a table the engine gives
+ * back whenever the map empties and allocates again on the next insert: about a third of a
+ * `flushAll`. So the lane being opened is kept beside the map, and goes into it only if it is
+ * still busy once opened (a call in flight, a turn to wait for).
  */
-const NO_WORKSPACE = '';
-
-export class LaneTable<L> {
-  readonly #byId = new Map<string, L | undefined>([[NO_WORKSPACE, undefined]]);
+export class LaneTable<L extends { readonly workspaceId: string }> {
+  readonly #byId = new Map<string, L>();
+  /** The lane being opened: always the newest. */
+  #opening: L | undefined;
 
   get size(): number {
-    return this.#byId.size - 1;
+    return this.#opening === undefined ? this.#byId.size : this.#byId.size + 1;
   }
 
   get(workspaceId: string): L | undefined {
+    const opening = this.#opening;
+    if (opening !== undefined && opening.workspaceId === workspaceId) return opening;
     return this.#byId.get(workspaceId);
   }
 
   has(workspaceId: string): boolean {
-    return workspaceId !== NO_WORKSPACE && this.#byId.has(workspaceId);
+    return this.get(workspaceId) !== undefined;
   }
 
-  set(workspaceId: string, lane: L): void {
-    this.#byId.set(workspaceId, lane);
+  /** Adds a lane, for its first call to be made; {@link opened} once it was asked to. */
+  open(lane: L): L {
+    // Opened from within another lane's opening (a store calling back in): that one waits.
+    if (this.#opening !== undefined) this.#byId.set(this.#opening.workspaceId, this.#opening);
+    this.#opening = lane;
+    return lane;
   }
 
-  delete(workspaceId: string): void {
-    if (workspaceId !== NO_WORKSPACE) this.#byId.delete(workspaceId);
+  /** The lane has made its first call, or waits to: kept in the table unless it has rested. */
+  opened(lane: L): void {
+    if (this.#opening !== lane) return;
+    this.#opening = undefined;
+    this.#byId.set(lane.workspaceId, lane);
+  }
+
+  delete(lane: L): void {
+    if (this.#opening === lane) this.#opening = undefined;
+    else this.#byId.delete(lane.workspaceId);
   }
 
   /** The lanes, oldest first, as a new array: callers may add and remove lanes meanwhile. */
   list(): L[] {
-    const lanes: L[] = [];
-    for (const lane of this.#byId.values()) if (lane !== undefined) lanes.push(lane);
+    const lanes = [...this.#byId.values()];
+    if (this.#opening !== undefined) lanes.push(this.#opening);
     return lanes;
   }
 }

@@ -88,12 +88,24 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
 
   /** Writes a due patch, or queues it behind the workspace's running call. */
   write(patch: PendingPatch<F>): void {
-    this.#lane(patch.workspaceId).write(patch);
+    const lane = this.#lanes.get(patch.workspaceId);
+    if (lane !== undefined) {
+      lane.write(patch);
+      return;
+    }
+    const opening = this.#lanes.open(new WriteLane(patch.workspaceId, this));
+    opening.write(patch);
+    this.#lanes.opened(opening);
   }
 
   /** Removes the workspace: at once, or right after its running call. */
   remove(workspaceId: string): Promise<void> {
-    return this.#lane(workspaceId).remove();
+    const lane = this.#lanes.get(workspaceId);
+    if (lane !== undefined) return lane.remove();
+    const opening = this.#lanes.open(new WriteLane(workspaceId, this));
+    const removed = opening.remove();
+    this.#lanes.opened(opening);
+    return removed;
   }
 
   /** Ends the workspace's back-off, so what waits for it is tried now. */
@@ -195,7 +207,7 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
   }
 
   rested(lane: WriteLane<F>): void {
-    this.#lanes.delete(lane.workspaceId);
+    this.#lanes.delete(lane);
     if (this.#backlog.size > 0) {
       this.#backlog.delete(lane);
       this.#held.delete(lane);
@@ -204,15 +216,6 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
     if (waiters === undefined || this.#lanes.size > 0) return;
     this.#idleWaiters = undefined;
     for (const resolve of waiters) resolve();
-  }
-
-  #lane(workspaceId: string): WriteLane<F> {
-    let lane = this.#lanes.get(workspaceId);
-    if (lane === undefined) {
-      lane = new WriteLane(workspaceId, this);
-      this.#lanes.set(workspaceId, lane);
-    }
-    return lane;
   }
 
   /** Starts waiting lanes while slots are free; never re-entered, so its loop stays flat. */
