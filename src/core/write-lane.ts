@@ -342,6 +342,12 @@ export class WriteLane<F extends object> {
     signal: CallSignal,
     trace: StoreCallTrace | undefined,
   ): void {
+    // Most stores answer with a promise, and a store in memory with nothing: done now.
+    if (answer === undefined) {
+      trace?.answered(answer, false);
+      this.#done(call, answer);
+      return;
+    }
     if (answer instanceof Thrown) {
       trace?.failed(answer.error, false);
       this.#failed(call.operation, answer.error, true);
