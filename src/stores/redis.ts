@@ -1,5 +1,6 @@
 import { assertKnownKeys, assertWorkspaceId, expected, numberOption } from '../core/describe.js';
 import { isPlainObject } from '../core/merge.js';
+import { throwIfAborted } from '../core/store-call.js';
 import type {
   Fields,
   Logger,
@@ -394,7 +395,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
     async upsert(workspaceId, fields, source, timestamp, call) {
       // A command sent cannot be recalled: only a call aborted before it is sent is stopped.
       assertWorkspaceId(workspaceId);
-      call?.signal.throwIfAborted();
+      throwIfAborted(call);
       await run(UPSERT, upsertArgs(keysOf(workspaceId), fields, source, timestamp));
     },
 
@@ -405,7 +406,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
       items.forEach(({ workspaceId, fields, source, timestamp, call }, at) => {
         try {
           assertWorkspaceId(workspaceId);
-          call?.signal.throwIfAborted();
+          throwIfAborted(call);
           const keys = keysOf(workspaceId);
           const args = upsertArgs(keys, fields, source, timestamp);
           // One pipeline per node of a cluster (by the slot map as the client knows it; a
@@ -453,7 +454,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
     async getByWorkspaceId(workspaceId, call) {
       assertWorkspaceId(workspaceId);
-      call?.signal.throwIfAborted();
+      throwIfAborted(call);
       const key = keysOf(workspaceId).hash;
       const hash = await read('getByWorkspaceId', [key], () => client.hgetall(key));
       return decodeEntry<F>(workspaceId, hash, report);
@@ -461,7 +462,7 @@ export function createRedisSnapshotStore<F extends object = Fields>(
 
     async remove(workspaceId, timestamp, call) {
       assertWorkspaceId(workspaceId);
-      call?.signal.throwIfAborted();
+      throwIfAborted(call);
       const keys = keysOf(workspaceId);
       await run(REMOVE, [
         keys.hash,
