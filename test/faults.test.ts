@@ -477,6 +477,20 @@ describe('close() under a hostile store', () => {
 });
 
 describe('a store that calls the coalescer back from inside a write', () => {
+  /** `close()` resolves once the gated call has landed, not before, with both writes landed. */
+  async function expectCloseToWaitFor(coalescer: EventCoalescer, gate: { resolve(): void }) {
+    let closed = false;
+    void coalescer.close().then(() => {
+      closed = true;
+    });
+    await settle();
+    expect(closed).toBe(false);
+    gate.resolve();
+    await settle();
+    expect(closed).toBe(true);
+    expect(coalescer.stats()).toMatchObject({ flushed: 2, failed: 0 });
+  }
+
   it('keeps track of a write still in flight whose call started another workspace’s', async () => {
     const gate = deferred<void>();
     const store = syncStore();
@@ -492,16 +506,7 @@ describe('a store that calls the coalescer back from inside a write', () => {
     // ws-a's call is in flight, ws-b's landed at once.
     expect(coalescer.peek('ws-a')).toEqual({ status: 'RUNNING' });
     expect(coalescer.peek('ws-b')).toBeUndefined();
-    let closed = false;
-    void coalescer.close().then(() => {
-      closed = true;
-    });
-    await settle();
-    expect(closed).toBe(false);
-    gate.resolve();
-    await settle();
-    expect(closed).toBe(true);
-    expect(coalescer.stats()).toMatchObject({ flushed: 2, failed: 0 });
+    await expectCloseToWaitFor(coalescer, gate);
   });
 
   it('keeps track of a call in flight started from inside a write that answered at once', async () => {
@@ -519,15 +524,6 @@ describe('a store that calls the coalescer back from inside a write', () => {
     coalescer.enqueue('ws-a', { status: 'RUNNING' }, 'event:a', { immediate: true });
     expect(coalescer.peek('ws-a')).toBeUndefined();
     expect(coalescer.peek('ws-b')).toEqual({ status: 'READY' });
-    let closed = false;
-    void coalescer.close().then(() => {
-      closed = true;
-    });
-    await settle();
-    expect(closed).toBe(false);
-    gate.resolve();
-    await settle();
-    expect(closed).toBe(true);
-    expect(coalescer.stats()).toMatchObject({ flushed: 2, failed: 0 });
+    await expectCloseToWaitFor(coalescer, gate);
   });
 });
