@@ -526,4 +526,23 @@ describe('a store that calls the coalescer back from inside a write', () => {
     expect(coalescer.peek('ws-b')).toEqual({ status: 'READY' });
     await expectCloseToWaitFor(coalescer, gate);
   });
+
+  it('holds a patch the store enqueued for the same workspace from inside its first call until that call lands', async () => {
+    const gate = deferred<void>();
+    const store = syncStore();
+    let coalescer!: EventCoalescer;
+    store.upsert.mockImplementationOnce(() => {
+      coalescer.enqueue('ws-a', { isWorking: true }, 'event:again', { immediate: true });
+      return gate.promise as unknown as undefined;
+    });
+    coalescer = new EventCoalescer(store, { windowMs: 100 });
+    coalescer.enqueue('ws-a', { status: 'RUNNING' }, 'event:a', { immediate: true });
+    // One call in flight per workspace: the second write waits behind the first.
+    expect(store.upsert).toHaveBeenCalledTimes(1);
+    await expectCloseToWaitFor(coalescer, gate);
+    expect(storeArgs(store.upsert)).toEqual([
+      ['ws-a', { status: 'RUNNING' }, 'event:a'],
+      ['ws-a', { isWorking: true }, 'event:again'],
+    ]);
+  });
 });

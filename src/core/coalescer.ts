@@ -193,6 +193,7 @@ export class EventCoalescer<F extends object = Fields> {
       if (staged !== undefined) this.#mergeStaged(workspaceId, staged, source, undefined);
       else if (pending !== undefined) {
         deadlines.touched(patch, now, source);
+        // What `#accepted` does for a patch already pending without windows of its own.
         this.#counts.enqueued++;
         if (now - patch.firstAt >= this.#maxWaitMs) this.#writePending(workspaceId);
       } else {

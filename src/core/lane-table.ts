@@ -3,7 +3,7 @@
  *
  * A store that answers at once makes every write open a lane and let it rest before the write
  * returns. In a `Map`, that is an insert and a delete each time, and a table the engine gives
- * back whenever the map empties and allocates again on the next insert: about a third of a
+ * back whenever the map empties and allocates again on the next insert: about a quarter of a
  * `flushAll`. So the lane being opened is kept beside the map, and goes into it only if it is
  * still busy once opened (a call in flight, a turn to wait for).
  */
@@ -34,7 +34,10 @@ export class LaneTable<L extends { readonly workspaceId: string }> {
     return lane;
   }
 
-  /** The lane has made its first call, or waits to: kept in the table unless it has rested. */
+  /**
+   * The lane has been asked for its first call: kept in the table unless it has rested. A no-op
+   * for a lane that is not the one being opened.
+   */
   opened(lane: L): void {
     if (this.#opening !== lane) return;
     this.#opening = undefined;

@@ -88,23 +88,16 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
 
   /** Writes a due patch, or queues it behind the workspace's running call. */
   write(patch: PendingPatch<F>): void {
-    const lane = this.#lanes.get(patch.workspaceId);
-    if (lane !== undefined) {
-      lane.write(patch);
-      return;
-    }
-    const opening = this.#lanes.open(new WriteLane(patch.workspaceId, this));
-    opening.write(patch);
-    this.#lanes.opened(opening);
+    const lane = this.#laneOf(patch.workspaceId);
+    lane.write(patch);
+    this.#lanes.opened(lane);
   }
 
   /** Removes the workspace: at once, or right after its running call. */
   remove(workspaceId: string): Promise<void> {
-    const lane = this.#lanes.get(workspaceId);
-    if (lane !== undefined) return lane.remove();
-    const opening = this.#lanes.open(new WriteLane(workspaceId, this));
-    const removed = opening.remove();
-    this.#lanes.opened(opening);
+    const lane = this.#laneOf(workspaceId);
+    const removed = lane.remove();
+    this.#lanes.opened(lane);
     return removed;
   }
 
@@ -216,6 +209,11 @@ export class WriteLanes<F extends object> implements LaneHost<F> {
     if (waiters === undefined || this.#lanes.size > 0) return;
     this.#idleWaiters = undefined;
     for (const resolve of waiters) resolve();
+  }
+
+  /** The workspace's lane, or a new one being opened: `opened` once it has been asked. */
+  #laneOf(workspaceId: string): WriteLane<F> {
+    return this.#lanes.get(workspaceId) ?? this.#lanes.open(new WriteLane(workspaceId, this));
   }
 
   /** Starts waiting lanes while slots are free; never re-entered, so its loop stays flat. */
